@@ -1,0 +1,51 @@
+# alwaysup: `make` builds the shim, `make test` runs every test.
+CC      ?= cc
+CXX     ?= c++
+CLANG   ?= clang
+OPT     ?= -O2 -g
+STRICT  := -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+B       := build
+HDR     := alwaysup.h
+
+.PHONY: all test check-symbols clean
+
+all: $(B)/unit
+
+# build/ ignores itself, so the top level needs no .gitignore
+$(B):
+	@mkdir -p $(B) && echo '*' > $(B)/.gitignore
+
+# ---- unit tests: plain, sanitized, clang, C++ and configuration smokes ----
+$(B)/unit: tests/unit.c tests/test.h $(HDR) | $(B)
+	$(CC) -std=c99 -Wall -Wextra $(OPT) -I. $< -o $@
+$(B)/unit-asan: tests/unit.c tests/test.h $(HDR) | $(B)
+	$(CC) -std=c99 -Wall -Wextra -O1 -g $(SAN) -I. $< -o $@
+$(B)/unit-clang: tests/unit.c tests/test.h $(HDR) | $(B)
+	$(CLANG) -std=c99 -Wall -Wextra $(OPT) -I. $< -o $@
+$(B)/cxx-smoke: tests/cxx_smoke.cc $(HDR) | $(B)
+	$(CXX) -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror $(OPT) -I. $< -o $@
+$(B)/static-smoke: tests/static_smoke.c $(HDR) | $(B)
+	$(CC) $(STRICT) -Werror $(OPT) -I. $< -o $@
+$(B)/alloc-smoke: tests/alloc_smoke.c $(HDR) | $(B)
+	$(CC) $(STRICT) -Werror $(OPT) -I. $< -o $@
+
+# Every symbol the implementation exports must carry the au_ prefix.
+check-symbols: | $(B)
+	@printf '#define ALWAYSUP_IMPLEMENTATION\n#include "alwaysup.h"\n' > $(B)/symbols.c
+	@$(CC) $(STRICT) -Werror -I. -c $(B)/symbols.c -o $(B)/symbols.o
+	@bad=$$(nm -g --defined-only $(B)/symbols.o | awk '{print $$3}' | grep -v '^au_[a-z0-9]' || true); \
+	 count=$$(nm -g --defined-only $(B)/symbols.o | wc -l); \
+	 if [ -n "$$bad" ]; then echo "exported symbols without the au_ prefix: $$bad"; exit 1; fi; \
+	 echo "$$count exported symbols, all au_-prefixed"
+	@printf '#define ALWAYSUP_STATIC\n#define ALWAYSUP_IMPLEMENTATION\n#include "alwaysup.h"\n' > $(B)/symbols-static.c
+	@$(CC) $(STRICT) -Wno-unused-function -I. -c $(B)/symbols-static.c -o $(B)/symbols-static.o
+	@n=$$(nm -g --defined-only $(B)/symbols-static.o | wc -l); \
+	 if [ "$$n" != 0 ]; then echo "ALWAYSUP_STATIC still exports $$n symbols"; exit 1; fi; \
+	 echo "ALWAYSUP_STATIC exports nothing"
+
+test:
+	@bash tests/run.sh
+
+clean:
+	rm -rf $(B)

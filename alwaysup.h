@@ -1,0 +1,1905 @@
+/* alwaysup.h - v0.1.0 - keep an MCP client connected to a WebSocket daemon
+   that comes and goes. Public domain / MIT, see the end of this file.
+
+   WHAT IT IS
+     A single-file C99 library (stb style) holding everything a stdio <->
+     WebSocket bridge needs: a hand-written RFC 6455 client, a JSON-RPC line
+     framer and a reconnect loop that never gives up. The shim built from it
+     (examples/alwaysup.c) sits between an MCP client that talks stdio and a
+     daemon reachable over ws://, and keeps the session alive while the
+     daemon restarts.
+
+   QUICK START
+     In exactly one C or C++ file:
+
+        #define ALWAYSUP_IMPLEMENTATION
+        #include "alwaysup.h"
+
+     Everywhere else, just #include "alwaysup.h". Include it before any
+     system header in the implementation file (it asks glibc/musl for the
+     POSIX socket declarations), or build with -D_DEFAULT_SOURCE.
+
+   LAYERS (each usable alone, bottom to top)
+     1. Bytes in, bytes out; no I/O, no global state, any input chunking:
+          au_sha1_*, au_base64_*          SHA-1 and base64 (RFC 3174/4648)
+          au_utf8_*                       incremental UTF-8 validation
+          au_url_parse                    ws://host[:port][/path][?query]
+          au_handshake_request            the client's opening GET
+          au_handshake_*                  incremental 101 response parser
+          au_ws_frame_header, au_ws_mask  frame encoder
+          au_ws_decoder_*                 resumable, strict frame decoder
+          au_ws_*                         client connection (handshake +
+                                          frames + pong/close replies)
+          au_lines_*                      stdio line framer
+          au_jsonrpc_scan, au_json_fold   JSON-RPC envelope scanner
+          au_backoff_*                    retry schedule as data
+     2. Operating system: au_random_bytes, sockets, the poll() loop.
+     3. The bridge: au_bridge_* (see its section).
+
+   CONVENTIONS
+     Every context is a caller-owned struct. Descriptor structs mean "use the
+     default" when a field is zero; each default is written next to its
+     field. Functions that can fail return a negative AU_E* code;
+     au_strerror() turns it into words. Lengths are size_t in memory and
+     uint64_t on the wire; a wire length that does not fit size_t is refused
+     before any allocation, so 32-bit builds are safe.
+
+   CONFIGURATION MACROS (define before including the implementation)
+     ALWAYSUP_IMPLEMENTATION   emit the implementation in this file
+     ALWAYSUP_STATIC           make every function static (private copy)
+     ALWAYSUP_MALLOC(n)        allocator, default malloc
+     ALWAYSUP_REALLOC(p,n)     default realloc  (define all three or none)
+     ALWAYSUP_FREE(p)          default free
+     ALWAYSUP_ASSERT(x)        default assert(x)
+
+   LICENSE
+     See the end of this file.
+*/
+#if defined(ALWAYSUP_IMPLEMENTATION) && defined(__linux__)
+/* glibc/musl hide getaddrinfo, syscall() and TCP_KEEPIDLE under -std=c99 */
+#  ifndef _DEFAULT_SOURCE
+#    define _DEFAULT_SOURCE 1
+#  endif
+#  ifndef _POSIX_C_SOURCE
+#    define _POSIX_C_SOURCE 200809L
+#  endif
+#endif
+#ifndef ALWAYSUP_H
+#define ALWAYSUP_H
+
+#define ALWAYSUP_VERSION_MAJOR 0
+#define ALWAYSUP_VERSION_MINOR 1
+#define ALWAYSUP_VERSION_PATCH 0
+#define ALWAYSUP_VERSION_STRING "0.1.0"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef ALWAYSUP_DEF
+#  ifdef ALWAYSUP_STATIC
+#    if defined(__GNUC__) || defined(__clang__)
+#      define ALWAYSUP_DEF static __attribute__((unused))
+#    else
+#      define ALWAYSUP_DEF static
+#    endif
+#  else
+#    define ALWAYSUP_DEF extern
+#  endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ------------------------------------------------------------ */
+enum {
+    AU_OK = 0,
+    AU_ENOMEM = -1,          /* allocation failed */
+    AU_EINVAL = -2,          /* bad argument */
+    AU_ETOOBIG = -3,         /* over a configured limit */
+    AU_EURL_SCHEME = -10,    /* not ws:// or wss:// */
+    AU_EURL_TLS = -11,       /* wss:// recognised, TLS is not built in */
+    AU_EURL_USERINFO = -12,  /* user@host is not allowed */
+    AU_EURL_FRAGMENT = -13,  /* #fragment is not allowed (RFC 6455 3) */
+    AU_EURL_HOST = -14,      /* empty or malformed host */
+    AU_EURL_PORT = -15,      /* port empty, not a number or not 1-65535 */
+    AU_EURL_PATH = -16,      /* path or query has a byte that needs %-encoding */
+    AU_EHEADER = -20,        /* header name/value unusable (CR, LF, NUL...) */
+    AU_ERANDOM = -21         /* the OS random source failed */
+};
+ALWAYSUP_DEF const char *au_strerror(int err);
+
+/* ---- SHA-1 and base64 --------------------------------------------------- */
+typedef struct au_sha1 {
+    uint32_t h[5];
+    uint64_t total;          /* bytes hashed so far */
+    uint8_t block[64];
+    size_t used;
+} au_sha1;
+ALWAYSUP_DEF void au_sha1_init(au_sha1 *s);
+ALWAYSUP_DEF void au_sha1_update(au_sha1 *s, const void *data, size_t len);
+ALWAYSUP_DEF void au_sha1_final(au_sha1 *s, uint8_t digest[20]);
+ALWAYSUP_DEF void au_sha1_digest(const void *data, size_t len, uint8_t digest[20]);
+
+#define AU_BASE64_LEN(n) ((((n) + 2) / 3) * 4)
+/* Writes AU_BASE64_LEN(len) characters plus a NUL; returns the length. */
+ALWAYSUP_DEF size_t au_base64_encode(const void *data, size_t len, char *out);
+/* Strict decode (padding required, no whitespace). Writes at most len/4*3
+   bytes; returns the count, or AU_EINVAL on any malformed input. */
+ALWAYSUP_DEF int64_t au_base64_decode(const char *in, size_t len, uint8_t *out);
+
+/* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)); 28 chars + NUL */
+ALWAYSUP_DEF void au_ws_accept_for_key(const char *key, size_t key_len, char out[29]);
+
+/* ---- UTF-8 --------------------------------------------------------------- */
+/* Incremental RFC 3629 validator: state 0 = at a code point boundary. */
+typedef struct au_utf8 { uint32_t state; } au_utf8;
+#define AU_UTF8_ACCEPT 0u
+#define AU_UTF8_REJECT 1u
+/* Feeds bytes; returns how many were accepted before the first invalid byte
+   (== len when all are fine so far). After a reject the state stays REJECT. */
+ALWAYSUP_DEF size_t au_utf8_feed(au_utf8 *u, const void *data, size_t len);
+/* Whole-buffer check: 1 if data is complete, valid UTF-8. */
+ALWAYSUP_DEF int au_utf8_valid(const void *data, size_t len);
+
+/* ---- URL ------------------------------------------------------------------ */
+typedef struct au_url {
+    int tls;                 /* 1 for wss:// */
+    int ipv6;                /* host was a [bracketed] IPv6 literal */
+    char host[256];          /* NUL-terminated, brackets removed */
+    uint16_t port;           /* default 80 (443 for wss) */
+    int port_given;          /* the URL named a port explicitly */
+    const char *path;        /* path and query, points into the input; "/" if absent */
+    size_t path_len;
+} au_url;
+/* Parses ws://host[:port][/path][?query]. The input must outlive url->path.
+   wss:// fills *url and returns AU_EURL_TLS (no TLS transport is built in). */
+ALWAYSUP_DEF int au_url_parse(au_url *url, const char *text, size_t len);
+
+/* ---- opening handshake ---------------------------------------------------- */
+typedef struct au_header { const char *name; const char *value; } au_header;
+
+/* NULL if name/value may be sent; otherwise why not. Names must be HTTP
+   tokens, values must not hold CR, LF, NUL or other control bytes, and the
+   headers the handshake owns (Upgrade, Connection, Sec-WebSocket-*) are
+   refused. Host may be given: it replaces the one built from the URL. */
+ALWAYSUP_DEF const char *au_header_check(const char *name, const char *value);
+/* NULL if name is a valid subprotocol token. */
+ALWAYSUP_DEF const char *au_subprotocol_check(const char *name);
+
+#define AU_WS_KEY_LEN 24     /* base64 of 16 random bytes */
+
+typedef struct au_handshake_desc {
+    const au_url *url;                 /* required */
+    const char *key;                   /* required: AU_WS_KEY_LEN chars */
+    const char *const *subprotocols;   /* offered, in order of preference */
+    int num_subprotocols;              /* 0: offer none */
+    const au_header *headers;          /* extra headers, checked */
+    int num_headers;
+    size_t max_head;                   /* response head limit, 0: 16 KiB */
+} au_handshake_desc;
+
+/* Makes a fresh key from 16 random bytes (OS source). */
+ALWAYSUP_DEF int au_handshake_make_key(char key[AU_WS_KEY_LEN + 1]);
+/* Writes the GET request into out (NUL-terminated if it fits) and returns its
+   length; when cap is too small nothing useful is written and the needed
+   length is still returned. Negative on invalid headers/subprotocols. */
+ALWAYSUP_DEF int64_t au_handshake_request(const au_handshake_desc *d, char *out, size_t cap);
+
+enum { AU_HS_MORE = 0, AU_HS_DONE = 1, AU_HS_FAIL = -1 };
+typedef struct au_handshake {
+    int status;              /* HTTP status once the status line is in */
+    char reason[64];         /* its reason phrase, printable ASCII only */
+    char subprotocol[64];    /* the one the server chose, "" for none */
+    char error[192];         /* why it failed */
+    /* private */
+    char accept[29];
+    const char *const *offered;
+    int num_offered;
+    size_t max_head, head_len;
+    char *line;
+    size_t line_len, line_cap;
+    int state, seen;
+} au_handshake;
+ALWAYSUP_DEF void au_handshake_init(au_handshake *hs, const au_handshake_desc *d);
+/* Feeds response bytes; *consumed tells how many belong to the head. Bytes
+   after the head are the first frame bytes: hand them to the decoder. */
+ALWAYSUP_DEF int au_handshake_feed(au_handshake *hs, const void *data, size_t len, size_t *consumed);
+ALWAYSUP_DEF void au_handshake_free(au_handshake *hs);
+
+/* ---- frames ------------------------------------------------------------------ */
+enum {
+    AU_OP_CONT = 0x0, AU_OP_TEXT = 0x1, AU_OP_BINARY = 0x2,
+    AU_OP_CLOSE = 0x8, AU_OP_PING = 0x9, AU_OP_PONG = 0xA
+};
+enum {   /* close codes used here */
+    AU_CLOSE_NORMAL = 1000, AU_CLOSE_GOING_AWAY = 1001, AU_CLOSE_PROTOCOL = 1002,
+    AU_CLOSE_NO_STATUS = 1005, AU_CLOSE_ABNORMAL = 1006, AU_CLOSE_INVALID_DATA = 1007,
+    AU_CLOSE_TOO_BIG = 1009, AU_CLOSE_INTERNAL = 1011
+};
+#define AU_WS_MAX_HEADER 14
+#define AU_WS_MAX_CONTROL 125
+/* 1 if a close frame may carry this code (RFC 6455 7.4 plus IANA 1012-1014). */
+ALWAYSUP_DEF int au_ws_close_code_valid(unsigned code);
+/* Writes a client frame header (always masked, minimal length form) and
+   returns its size, 6 to 14 bytes. */
+ALWAYSUP_DEF size_t au_ws_frame_header(uint8_t out[AU_WS_MAX_HEADER], unsigned opcode, int fin,
+                                       uint64_t len, const uint8_t mask[4]);
+/* XORs data with the mask; offset is the position of data[0] in the payload. */
+ALWAYSUP_DEF void au_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset);
+/* Header plus masked copy of payload into out (room for len + 14). */
+ALWAYSUP_DEF size_t au_ws_frame_encode(uint8_t *out, unsigned opcode, int fin, const void *payload,
+                                       size_t len, const uint8_t mask[4]);
+
+enum {
+    AU_WS_EV_NONE = 0,       /* all input consumed, nothing to report */
+    AU_WS_EV_DATA,           /* a piece of a text/binary message; fin on the last */
+    AU_WS_EV_PING,           /* payload in data/len (whole, <= 125 bytes) */
+    AU_WS_EV_PONG,
+    AU_WS_EV_CLOSE,          /* code (1005 if none) and reason; later bytes are ignored */
+    AU_WS_EV_ERROR           /* code 1002/1007/1009 and a reason; the stream is dead */
+};
+typedef struct au_ws_event {
+    int type;
+    unsigned opcode;         /* DATA: AU_OP_TEXT or AU_OP_BINARY */
+    int first, fin;          /* DATA: first / last piece of the message */
+    const uint8_t *data;     /* DATA: points into the input; control: into the decoder */
+    size_t len;
+    unsigned code;           /* CLOSE, ERROR */
+    const char *reason;      /* CLOSE: the peer's (not NUL-terminated, reason_len); ERROR: ours */
+    size_t reason_len;
+} au_ws_event;
+
+typedef struct au_ws_decoder {
+    uint64_t max_message;    /* 0: 256 MiB; larger messages fail with 1009 */
+    /* private */
+    int state;
+    uint8_t head[14];
+    unsigned head_have, head_need;
+    unsigned opcode, fin;
+    uint64_t remaining, frame_len;
+    int in_message, message_started;
+    unsigned message_opcode;
+    uint64_t message_len;
+    au_utf8 utf8;
+    uint8_t control[AU_WS_MAX_CONTROL];
+    size_t control_len;
+    const char *error;
+    unsigned error_code;
+} au_ws_decoder;
+ALWAYSUP_DEF void au_ws_decoder_init(au_ws_decoder *d, uint64_t max_message);
+/* Consumes input up to the next event and returns the bytes used. Call again
+   with the rest until it returns 0 with AU_WS_EV_NONE. Server frames carry
+   no mask, so DATA pieces point straight into the input. */
+ALWAYSUP_DEF size_t au_ws_decode(au_ws_decoder *d, const void *in, size_t len, au_ws_event *ev);
+
+/* ---- client connection, sans I/O -------------------------------------------- */
+/* Source of random bytes; return 0 on success. NULL: the OS source. */
+typedef int (*au_random_fn)(void *user, void *buf, size_t len);
+
+typedef struct au_ws_desc {
+    const au_url *url;                 /* required */
+    const char *const *subprotocols;   /* offered; none if 0 */
+    int num_subprotocols;
+    const au_header *headers;
+    int num_headers;
+    size_t max_head;                   /* 0: 16 KiB */
+    uint64_t max_message;              /* 0: 256 MiB */
+    au_random_fn random;               /* 0: au_random_bytes */
+    void *random_user;
+} au_ws_desc;
+
+enum {
+    AU_WS_CONNECTING = 0,    /* request queued, waiting for the 101 */
+    AU_WS_OPEN,
+    AU_WS_CLOSING,           /* we sent close, waiting for the peer's */
+    AU_WS_CLOSED,            /* close frames exchanged (or peer closed and we replied) */
+    AU_WS_FAILED             /* handshake or protocol failure */
+};
+enum {
+    AU_WS_NOTHING = 0,       /* input consumed, nothing to report */
+    AU_WS_OPENED,            /* handshake done */
+    AU_WS_MESSAGE,           /* whole text/binary message in data/len */
+    AU_WS_PINGED,            /* a ping arrived; its pong is already queued */
+    AU_WS_PONGED,
+    AU_WS_PEER_CLOSED,       /* peer's close in code/reason; our reply is queued */
+    AU_WS_FAILURE            /* error text in reason; close code queued if open */
+};
+typedef struct au_ws_msg {
+    int type;
+    unsigned opcode;         /* MESSAGE: AU_OP_TEXT / AU_OP_BINARY */
+    const uint8_t *data;     /* valid until the next au_ws_recv */
+    size_t len;
+    unsigned code;
+    const char *reason;      /* NUL-terminated */
+} au_ws_msg;
+
+typedef struct au__buf { uint8_t *p; size_t off, len, cap; } au__buf;
+
+typedef struct au_ws {
+    int state;
+    char subprotocol[64];    /* chosen by the server */
+    /* private */
+    au_handshake hs;
+    au_ws_decoder dec;
+    au__buf out, msg;
+    au_random_fn random;
+    void *random_user;
+    uint8_t pool[256];
+    size_t pool_left;
+    char reason[200];
+    int msg_ready;           /* msg holds a delivered message: clear on next recv */
+} au_ws;
+/* Prepares the connection and queues the GET request (see au_ws_output). */
+ALWAYSUP_DEF int au_ws_init(au_ws *ws, const au_ws_desc *desc);
+/* Feeds bytes from the socket; see au_ws_decode for the calling pattern. */
+ALWAYSUP_DEF size_t au_ws_recv(au_ws *ws, const void *data, size_t len, au_ws_msg *msg);
+/* Queues one message (text/binary) or ping/pong. AU_EINVAL unless open. */
+ALWAYSUP_DEF int au_ws_send(au_ws *ws, unsigned opcode, const void *data, size_t len);
+/* Queues a close frame (code 0: none) and moves to CLOSING. */
+ALWAYSUP_DEF int au_ws_close(au_ws *ws, unsigned code, const char *reason);
+/* Bytes waiting for the socket, and how many of them the socket took. */
+ALWAYSUP_DEF size_t au_ws_output(const au_ws *ws, const uint8_t **data);
+ALWAYSUP_DEF void au_ws_output_done(au_ws *ws, size_t n);
+ALWAYSUP_DEF void au_ws_free(au_ws *ws);
+
+/* ---- line framer --------------------------------------------------------------- */
+enum { AU_LINE_NONE = 0, AU_LINE_OK = 1, AU_LINE_TOO_LONG = 2 };
+typedef struct au_lines {
+    size_t max_line;         /* 0: 256 MiB */
+    /* private */
+    au__buf buf;
+    int clear;               /* buf holds a delivered line: clear on next call */
+    int discarding;          /* inside an over-cap line */
+} au_lines;
+ALWAYSUP_DEF void au_lines_init(au_lines *l, size_t max_line);
+/* Returns the bytes used and sets *kind: AU_LINE_OK with *line and *line_len (no
+   newline, trailing CR stripped, valid until the next call), AU_LINE_TOO_LONG
+   once per over-cap line with its first max_line bytes in *line, or
+   AU_LINE_NONE once all input is buffered. Empty lines are skipped. */
+ALWAYSUP_DEF size_t au_lines_feed(au_lines *l, const void *data, size_t len, int *kind,
+                                  const char **line, size_t *line_len);
+/* At EOF: the last line if it had no newline (AU_LINE_OK), else AU_LINE_NONE. */
+ALWAYSUP_DEF int au_lines_finish(au_lines *l, const char **line, size_t *line_len);
+ALWAYSUP_DEF void au_lines_free(au_lines *l);
+
+/* ---- JSON-RPC envelope ---------------------------------------------------------- */
+enum {
+    AU_RPC_INVALID = 0,      /* valid JSON but not a JSON-RPC message */
+    AU_RPC_REQUEST,          /* method and id */
+    AU_RPC_NOTIFICATION,     /* method, no id */
+    AU_RPC_RESPONSE,         /* id and result or error, no method */
+    AU_RPC_BATCH             /* a top-level array */
+};
+typedef struct au_tok { const char *p; size_t len; } au_tok;  /* p NULL: absent */
+typedef struct au_jsonrpc {
+    int kind;
+    au_tok id;               /* raw token as written: "abc", 42, null */
+    au_tok method;           /* raw string token with its quotes */
+    au_tok params, result, error;  /* raw values */
+    size_t end;              /* offset just past the value */
+    const char *problem;     /* why kind is AU_RPC_INVALID / why scan failed */
+    size_t problem_at;       /* byte offset of the problem */
+} au_jsonrpc;
+/* Validates that text is exactly one JSON value (RFC 8259, UTF-8, nesting up
+   to 512) and classifies its top level. Later duplicate keys win, as in
+   JSON.parse. Returns the kind, or AU_EINVAL when the text is not JSON. */
+ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out);
+/* Compares a JSON string token (with quotes and escapes) with plain text. */
+ALWAYSUP_DEF int au_json_string_eq(au_tok tok, const char *text);
+/* Replaces raw CR/LF outside strings with spaces so the text is one line
+   with the same meaning; returns how many bytes changed. */
+ALWAYSUP_DEF size_t au_json_fold(char *text, size_t len);
+
+/* ---- backoff --------------------------------------------------------------------- */
+typedef struct au_backoff_desc {
+    double initial;          /* first delay in seconds, 0: 0.25 */
+    double factor;           /* growth per attempt, 0: 1.5 */
+    double max;              /* cap in seconds, 0: 5 */
+    double jitter;           /* 0..1: each delay is cut by up to this fraction, 0: none */
+} au_backoff_desc;
+typedef struct au_backoff {
+    au_backoff_desc desc;    /* with defaults filled in */
+    unsigned attempt;        /* delays handed out since the last reset */
+    double current;          /* undithered delay for the next attempt */
+} au_backoff;
+ALWAYSUP_DEF void au_backoff_init(au_backoff *b, const au_backoff_desc *desc);
+/* The delay before the next attempt; random01 in [0,1) drives the jitter. */
+ALWAYSUP_DEF double au_backoff_next(au_backoff *b, double random01);
+ALWAYSUP_DEF void au_backoff_reset(au_backoff *b);
+
+/* ---- operating system -------------------------------------------------------------- */
+/* Fills buf from the OS CSPRNG (getrandom, arc4random_buf, /dev/urandom,
+   BCryptGenRandom). Never rand(). 0 on success, AU_ERANDOM on failure. */
+ALWAYSUP_DEF int au_random_bytes(void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ALWAYSUP_H */
+
+/* ======================================================================== */
+#ifdef ALWAYSUP_IMPLEMENTATION
+#ifndef ALWAYSUP_IMPLEMENTATION_DONE
+#define ALWAYSUP_IMPLEMENTATION_DONE
+
+/* ---- platform ---------------------------------------------------------- */
+#if defined(_WIN32)
+#  ifndef WIN32_LEAN_AND_MEAN
+#    define WIN32_LEAN_AND_MEAN
+#  endif
+#  include <winsock2.h>
+#  include <ws2tcpip.h>
+#  include <windows.h>
+#  include <bcrypt.h>
+#  ifdef _MSC_VER
+#    pragma comment(lib, "ws2_32")
+#    pragma comment(lib, "bcrypt")
+#  endif
+#else
+#  include <errno.h>
+#  include <fcntl.h>
+#  include <unistd.h>
+#  include <sys/types.h>
+#  if defined(__linux__)
+#    include <sys/syscall.h>
+#  endif
+#endif
+#include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#if defined(ALWAYSUP_MALLOC) && defined(ALWAYSUP_REALLOC) && defined(ALWAYSUP_FREE)
+/* user-supplied allocator */
+#elif !defined(ALWAYSUP_MALLOC) && !defined(ALWAYSUP_REALLOC) && !defined(ALWAYSUP_FREE)
+#  define ALWAYSUP_MALLOC(n) malloc(n)
+#  define ALWAYSUP_REALLOC(p, n) realloc(p, n)
+#  define ALWAYSUP_FREE(p) free(p)
+#else
+#  error "alwaysup.h: define ALWAYSUP_MALLOC, ALWAYSUP_REALLOC and ALWAYSUP_FREE together, or none"
+#endif
+#ifndef ALWAYSUP_ASSERT
+#  include <assert.h>
+#  define ALWAYSUP_ASSERT(x) assert(x)
+#endif
+
+#define AU__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define AU__DEFAULT_MAX_MESSAGE ((uint64_t)256 << 20)
+#define AU__DEFAULT_MAX_HEAD ((size_t)16 << 10)
+
+/* ========================================================================
+   Layer 1: bytes in, bytes out
+   ======================================================================== */
+
+ALWAYSUP_DEF const char *au_strerror(int err) {
+    switch (err) {
+    case AU_OK: return "ok";
+    case AU_ENOMEM: return "out of memory";
+    case AU_EINVAL: return "invalid argument";
+    case AU_ETOOBIG: return "over the configured limit";
+    case AU_EURL_SCHEME: return "URL must start with ws:// (or wss://)";
+    case AU_EURL_TLS: return "wss:// needs TLS, which is not built in; use ws:// on loopback or put a TLS proxy in front";
+    case AU_EURL_USERINFO: return "user:password@ in the URL is not supported; send credentials in a header";
+    case AU_EURL_FRAGMENT: return "a #fragment is not allowed in a WebSocket URL";
+    case AU_EURL_HOST: return "URL host is empty or malformed";
+    case AU_EURL_PORT: return "URL port must be a number from 1 to 65535";
+    case AU_EURL_PATH: return "URL path or query holds a space, control or non-ASCII byte (percent-encode it)";
+    case AU_EHEADER: return "header name or value is not allowed";
+    case AU_ERANDOM: return "the operating system's random source failed";
+    default: return "unknown error";
+    }
+}
+
+static int au__lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+
+/* case-insensitive compare of n bytes with a NUL-terminated lowercase word */
+static int au__ieq(const char *s, size_t n, const char *word) {
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (word[i] == 0 || au__lower((unsigned char)s[i]) != word[i]) return 0;
+    return word[n] == 0;
+}
+
+/* ---- growable byte buffer with a consumed prefix ---- */
+static int au__buf_reserve(au__buf *b, size_t extra) {
+    size_t need, cap;
+    uint8_t *p;
+    if (b->off && b->off == b->len) b->off = b->len = 0;
+    if (extra > SIZE_MAX - b->len) return AU_ENOMEM;
+    need = b->len + extra;
+    if (need <= b->cap) return AU_OK;
+    if (b->off) {                     /* slide the unconsumed tail down first */
+        memmove(b->p, b->p + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        need = b->len + extra;
+        if (need <= b->cap) return AU_OK;
+    }
+    cap = b->cap ? b->cap : 256;
+    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    p = (uint8_t *)ALWAYSUP_REALLOC(b->p, cap);
+    if (!p) return AU_ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return AU_OK;
+}
+static int au__buf_append(au__buf *b, const void *data, size_t len) {
+    if (au__buf_reserve(b, len) != AU_OK) return AU_ENOMEM;
+    if (len) memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return AU_OK;
+}
+/* Empties the buffer; gives memory back when a big message grew it, so the
+   footprint at rest stays small. */
+static void au__buf_clear(au__buf *b) {
+    b->off = b->len = 0;
+    if (b->cap > ((size_t)1 << 20)) {
+        ALWAYSUP_FREE(b->p);
+        b->p = NULL;
+        b->cap = 0;
+    }
+}
+static void au__buf_free(au__buf *b) {
+    ALWAYSUP_FREE(b->p);
+    b->p = NULL;
+    b->off = b->len = b->cap = 0;
+}
+
+/* ---- SHA-1 (FIPS 180-4) ---- */
+static uint32_t au__rol(uint32_t x, unsigned n) { return (x << n) | (x >> (32 - n)); }
+
+static void au__sha1_block(au_sha1 *s, const uint8_t *p) {
+    uint32_t w[80], a, b, c, d, e, t;
+    unsigned i;
+    for (i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (i = 16; i < 80; i++) w[i] = au__rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    a = s->h[0]; b = s->h[1]; c = s->h[2]; d = s->h[3]; e = s->h[4];
+    for (i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) { f = (b & c) | (~b & d); k = 0x5A827999u; }
+        else if (i < 40) { f = b ^ c ^ d; k = 0x6ED9EBA1u; }
+        else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDCu; }
+        else { f = b ^ c ^ d; k = 0xCA62C1D6u; }
+        t = au__rol(a, 5) + f + e + k + w[i];
+        e = d; d = c; c = au__rol(b, 30); b = a; a = t;
+    }
+    s->h[0] += a; s->h[1] += b; s->h[2] += c; s->h[3] += d; s->h[4] += e;
+}
+ALWAYSUP_DEF void au_sha1_init(au_sha1 *s) {
+    s->h[0] = 0x67452301u; s->h[1] = 0xEFCDAB89u; s->h[2] = 0x98BADCFEu;
+    s->h[3] = 0x10325476u; s->h[4] = 0xC3D2E1F0u;
+    s->total = 0;
+    s->used = 0;
+}
+ALWAYSUP_DEF void au_sha1_update(au_sha1 *s, const void *data, size_t len) {
+    const uint8_t *p = (const uint8_t *)data;
+    s->total += len;
+    while (len) {
+        size_t n = AU__MIN(len, 64 - s->used);
+        memcpy(s->block + s->used, p, n);
+        s->used += n; p += n; len -= n;
+        if (s->used == 64) { au__sha1_block(s, s->block); s->used = 0; }
+    }
+}
+ALWAYSUP_DEF void au_sha1_final(au_sha1 *s, uint8_t digest[20]) {
+    uint64_t bits = s->total * 8;
+    uint8_t pad[72];
+    size_t padlen = (s->used < 56 ? 56 : 120) - s->used;
+    unsigned i;
+    memset(pad, 0, sizeof pad);
+    pad[0] = 0x80;
+    for (i = 0; i < 8; i++) pad[padlen + i] = (uint8_t)(bits >> (56 - 8 * i));
+    au_sha1_update(s, pad, padlen + 8);
+    for (i = 0; i < 20; i++) digest[i] = (uint8_t)(s->h[i / 4] >> (24 - 8 * (i % 4)));
+}
+ALWAYSUP_DEF void au_sha1_digest(const void *data, size_t len, uint8_t digest[20]) {
+    au_sha1 s;
+    au_sha1_init(&s);
+    au_sha1_update(&s, data, len);
+    au_sha1_final(&s, digest);
+}
+
+/* ---- base64 (RFC 4648, standard alphabet, padded) ---- */
+static const char au__b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+ALWAYSUP_DEF size_t au_base64_encode(const void *data, size_t len, char *out) {
+    const uint8_t *p = (const uint8_t *)data;
+    size_t i, o = 0;
+    for (i = 0; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        out[o++] = au__b64[v >> 18]; out[o++] = au__b64[(v >> 12) & 63];
+        out[o++] = au__b64[(v >> 6) & 63]; out[o++] = au__b64[v & 63];
+    }
+    if (len - i == 1) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        out[o++] = au__b64[v >> 18]; out[o++] = au__b64[(v >> 12) & 63];
+        out[o++] = '='; out[o++] = '=';
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+        out[o++] = au__b64[v >> 18]; out[o++] = au__b64[(v >> 12) & 63];
+        out[o++] = au__b64[(v >> 6) & 63]; out[o++] = '=';
+    }
+    out[o] = 0;
+    return o;
+}
+static int au__b64_value(char c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+ALWAYSUP_DEF int64_t au_base64_decode(const char *in, size_t len, uint8_t *out) {
+    size_t i, o = 0;
+    if (len % 4) return AU_EINVAL;
+    for (i = 0; i < len; i += 4) {
+        int v[4], k, pad = 0;
+        uint32_t x;
+        for (k = 0; k < 4; k++) {
+            char c = in[i + (size_t)k];
+            if (c == '=' && i + 4 == len && k >= 2) { v[k] = 0; pad++; continue; }
+            if (pad) return AU_EINVAL;                   /* data after '=' */
+            v[k] = au__b64_value(c);
+            if (v[k] < 0) return AU_EINVAL;
+        }
+        x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        if ((pad == 1 && (x & 0xFF)) || (pad == 2 && (x & 0xFFFF))) return AU_EINVAL; /* non-canonical */
+        out[o++] = (uint8_t)(x >> 16);
+        if (pad < 2) out[o++] = (uint8_t)(x >> 8);
+        if (pad < 1) out[o++] = (uint8_t)x;
+    }
+    return (int64_t)o;
+}
+
+ALWAYSUP_DEF void au_ws_accept_for_key(const char *key, size_t key_len, char out[29]) {
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    uint8_t digest[20];
+    au_sha1 s;
+    au_sha1_init(&s);
+    au_sha1_update(&s, key, key_len);
+    au_sha1_update(&s, guid, sizeof guid - 1);
+    au_sha1_final(&s, digest);
+    au_base64_encode(digest, 20, out);
+}
+
+/* ---- UTF-8 (RFC 3629) ----
+   States: 0 boundary, 1 rejected, 2/3/4 need 1/2/3 plain continuation bytes,
+   5..8 need a restricted second byte (E0, ED, F0, F4) that rules out
+   overlong forms, surrogates and values above U+10FFFF. */
+static uint32_t au__utf8_step(uint32_t st, uint8_t c) {
+    switch (st) {
+    case 0:
+        if (c < 0x80) return 0;
+        if (c >= 0xC2 && c <= 0xDF) return 2;
+        if (c == 0xE0) return 5;
+        if (c == 0xED) return 6;
+        if (c >= 0xE1 && c <= 0xEF) return 3;
+        if (c == 0xF0) return 7;
+        if (c >= 0xF1 && c <= 0xF3) return 4;
+        if (c == 0xF4) return 8;
+        return 1;
+    case 2: return (c >= 0x80 && c <= 0xBF) ? 0 : 1;
+    case 3: return (c >= 0x80 && c <= 0xBF) ? 2 : 1;
+    case 4: return (c >= 0x80 && c <= 0xBF) ? 3 : 1;
+    case 5: return (c >= 0xA0 && c <= 0xBF) ? 2 : 1;
+    case 6: return (c >= 0x80 && c <= 0x9F) ? 2 : 1;
+    case 7: return (c >= 0x90 && c <= 0xBF) ? 3 : 1;
+    case 8: return (c >= 0x80 && c <= 0x8F) ? 3 : 1;
+    default: return 1;
+    }
+}
+ALWAYSUP_DEF size_t au_utf8_feed(au_utf8 *u, const void *data, size_t len) {
+    const uint8_t *p = (const uint8_t *)data;
+    uint32_t st = u->state;
+    size_t i = 0;
+    if (st == AU_UTF8_REJECT) return 0;
+    while (i < len) {
+        if (st == 0) {                /* ASCII runs, eight bytes at a time */
+            while (i + 8 <= len) {
+                uint64_t w;
+                memcpy(&w, p + i, 8);
+                if (w & 0x8080808080808080ull) break;
+                i += 8;
+            }
+            if (i == len) break;
+        }
+        st = au__utf8_step(st, p[i]);
+        if (st == AU_UTF8_REJECT) { u->state = st; return i; }
+        i++;
+    }
+    u->state = st;
+    return len;
+}
+ALWAYSUP_DEF int au_utf8_valid(const void *data, size_t len) {
+    au_utf8 u;
+    u.state = 0;
+    return au_utf8_feed(&u, data, len) == len && u.state == AU_UTF8_ACCEPT;
+}
+
+/* ---- URL ---- */
+static int au__is_digit(int c) { return c >= '0' && c <= '9'; }
+static int au__is_hex(int c) { return au__is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static int au__is_alnum(int c) { return au__is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+static int au__ipv4_valid(const char *s, size_t n) {
+    size_t i = 0;
+    int parts = 0;
+    while (parts < 4) {
+        unsigned v = 0, digits = 0;
+        while (i < n && au__is_digit(s[i]) && digits < 4) { v = v * 10 + (unsigned)(s[i] - '0'); i++; digits++; }
+        if (digits == 0 || digits > 3 || v > 255 || (digits > 1 && s[i - digits] == '0')) return 0;
+        parts++;
+        if (parts < 4) { if (i >= n || s[i] != '.') return 0; i++; }
+    }
+    return i == n;
+}
+static int au__ipv6_valid(const char *s, size_t n) {
+    size_t i = 0;
+    int groups = 0, gap = 0;
+    if (n >= 2 && s[0] == ':' && s[1] == ':') { gap = 1; i = 2; }
+    else if (n && s[0] == ':') return 0;
+    while (i < n) {
+        size_t start = i, digits = 0;
+        while (i < n && au__is_hex(s[i]) && digits < 5) { i++; digits++; }
+        if (i < n && s[i] == '.') {              /* trailing dotted IPv4 takes two groups */
+            if (!au__ipv4_valid(s + start, n - start)) return 0;
+            groups += 2;
+            i = n;
+            break;
+        }
+        if (digits == 0 || digits > 4) return 0;
+        groups++;
+        if (i == n) break;
+        if (s[i] != ':') return 0;
+        i++;
+        if (i < n && s[i] == ':') { if (gap) return 0; gap = 1; i++; }
+        else if (i == n) return 0;               /* trailing single ':' */
+    }
+    return gap ? groups <= 7 : groups == 8;
+}
+
+ALWAYSUP_DEF int au_url_parse(au_url *url, const char *text, size_t len) {
+    size_t i, auth, auth_end, host_start, host_end;
+    memset(url, 0, sizeof *url);
+    if (!text) return AU_EINVAL;
+    if (len >= 5 && au__ieq(text, 5, "ws://")) i = 5;
+    else if (len >= 6 && au__ieq(text, 6, "wss://")) { i = 6; url->tls = 1; }
+    else return AU_EURL_SCHEME;
+    url->port = url->tls ? 443 : 80;
+    auth = i;
+    for (auth_end = auth; auth_end < len; auth_end++) {
+        char c = text[auth_end];
+        if (c == '/' || c == '?' || c == '#') break;
+        if (c == '@') return AU_EURL_USERINFO;
+    }
+    for (i = auth_end; i < len; i++) if (text[i] == '#') return AU_EURL_FRAGMENT;
+    /* host */
+    if (auth < auth_end && text[auth] == '[') {
+        const char *close = (const char *)memchr(text + auth, ']', auth_end - auth);
+        if (!close) return AU_EURL_HOST;
+        host_start = auth + 1;
+        host_end = (size_t)(close - text);
+        if (!au__ipv6_valid(text + host_start, host_end - host_start)) return AU_EURL_HOST;
+        url->ipv6 = 1;
+        i = host_end + 1;
+        if (i < auth_end && text[i] != ':') return AU_EURL_HOST;
+    } else {
+        host_start = auth;
+        for (i = auth; i < auth_end && text[i] != ':'; i++) {
+            char c = text[i];
+            if (!au__is_alnum((unsigned char)c) && c != '-' && c != '.' && c != '_') return AU_EURL_HOST;
+        }
+        host_end = i;
+        if (host_end == host_start || text[host_start] == '.' || text[host_start] == '-') return AU_EURL_HOST;
+    }
+    if (host_end - host_start > 253) return AU_EURL_HOST;
+    memcpy(url->host, text + host_start, host_end - host_start);
+    url->host[host_end - host_start] = 0;
+    /* port */
+    if (i < auth_end) {                          /* at ':' */
+        unsigned long port = 0;
+        size_t p = i + 1;
+        if (p == auth_end) return AU_EURL_PORT;
+        for (; p < auth_end; p++) {
+            if (!au__is_digit(text[p])) return AU_EURL_PORT;
+            port = port * 10 + (unsigned long)(text[p] - '0');
+            if (port > 65535) return AU_EURL_PORT;
+        }
+        if (port == 0) return AU_EURL_PORT;
+        url->port = (uint16_t)port;
+        url->port_given = 1;
+    }
+    /* path and query: these bytes go on the request line verbatim */
+    for (i = auth_end; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c <= 0x20 || c >= 0x7F || c == '"' || c == '<' || c == '>' || c == '\\' ||
+            c == '^' || c == '`' || c == '{' || c == '|' || c == '}')
+            return AU_EURL_PATH;
+    }
+    if (auth_end == len) { url->path = "/"; url->path_len = 1; }
+    else if (text[auth_end] == '?') {            /* "ws://h?q" means "/?q": handled by the request builder */
+        url->path = text + auth_end;
+        url->path_len = len - auth_end;
+    } else {
+        url->path = text + auth_end;
+        url->path_len = len - auth_end;
+    }
+    return url->tls ? AU_EURL_TLS : AU_OK;
+}
+
+/* ---- opening handshake ---- */
+static int au__is_tchar(int c) {
+    return au__is_alnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+static int au__token_valid(const char *s) {
+    if (!s || !*s) return 0;
+    for (; *s; s++) if (!au__is_tchar((unsigned char)*s)) return 0;
+    return 1;
+}
+ALWAYSUP_DEF const char *au_header_check(const char *name, const char *value) {
+    const unsigned char *v;
+    if (!name || !*name) return "header name is empty";
+    if (!au__token_valid(name)) return "header name may only hold letters, digits and !#$%&'*+-.^_`|~";
+    if (au__ieq(name, strlen(name), "upgrade") || au__ieq(name, strlen(name), "connection") ||
+        (strlen(name) >= 14 && au__ieq(name, 14, "sec-websocket-")))
+        return "this header belongs to the WebSocket handshake and is set by alwaysup";
+    if (!value) return "header value is missing";
+    for (v = (const unsigned char *)value; *v; v++)
+        if ((*v < 0x20 && *v != '\t') || *v == 0x7F)
+            return "header value holds CR, LF or another control character";
+    return NULL;
+}
+ALWAYSUP_DEF const char *au_subprotocol_check(const char *name) {
+    return au__token_valid(name) ? NULL : "subprotocol must be a non-empty HTTP token";
+}
+ALWAYSUP_DEF int au_handshake_make_key(char key[AU_WS_KEY_LEN + 1]) {
+    uint8_t raw[16];
+    if (au_random_bytes(raw, sizeof raw) != AU_OK) return AU_ERANDOM;
+    au_base64_encode(raw, sizeof raw, key);
+    return AU_OK;
+}
+
+typedef struct au__out { char *p; size_t cap, len; } au__out;
+static void au__put(au__out *o, const char *s, size_t n) {
+    if (o->len < o->cap) memcpy(o->p + o->len, s, AU__MIN(n, o->cap - o->len));
+    o->len += n;
+}
+static void au__puts(au__out *o, const char *s) { au__put(o, s, strlen(s)); }
+
+ALWAYSUP_DEF int64_t au_handshake_request(const au_handshake_desc *d, char *out, size_t cap) {
+    au__out o;
+    int i, own_host = 1;
+    char port[8];
+    const au_url *u = d ? d->url : NULL;
+    if (!u || !d->key || strlen(d->key) != AU_WS_KEY_LEN) return AU_EINVAL;
+    for (i = 0; i < d->num_headers; i++) {
+        if (au_header_check(d->headers[i].name, d->headers[i].value)) return AU_EHEADER;
+        if (au__ieq(d->headers[i].name, strlen(d->headers[i].name), "host")) own_host = 0;
+    }
+    for (i = 0; i < d->num_subprotocols; i++)
+        if (au_subprotocol_check(d->subprotocols[i])) return AU_EHEADER;
+    o.p = out; o.cap = cap; o.len = 0;
+    au__puts(&o, "GET ");
+    if (!u->path_len || u->path[0] == '?') au__puts(&o, "/");
+    au__put(&o, u->path, u->path_len);
+    au__puts(&o, " HTTP/1.1\r\n");
+    if (own_host) {
+        au__puts(&o, "Host: ");
+        if (u->ipv6) au__puts(&o, "[");
+        au__puts(&o, u->host);
+        if (u->ipv6) au__puts(&o, "]");
+        if (u->port != (u->tls ? 443 : 80)) {
+            snprintf(port, sizeof port, ":%u", (unsigned)u->port);
+            au__puts(&o, port);
+        }
+        au__puts(&o, "\r\n");
+    }
+    au__puts(&o, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ");
+    au__puts(&o, d->key);
+    au__puts(&o, "\r\nSec-WebSocket-Version: 13\r\n");
+    if (d->num_subprotocols > 0) {
+        au__puts(&o, "Sec-WebSocket-Protocol: ");
+        for (i = 0; i < d->num_subprotocols; i++) {
+            if (i) au__puts(&o, ", ");
+            au__puts(&o, d->subprotocols[i]);
+        }
+        au__puts(&o, "\r\n");
+    }
+    for (i = 0; i < d->num_headers; i++) {
+        au__puts(&o, d->headers[i].name);
+        au__puts(&o, ": ");
+        au__puts(&o, d->headers[i].value);
+        au__puts(&o, "\r\n");
+    }
+    au__puts(&o, "\r\n");
+    if (o.len < cap) out[o.len] = 0;
+    return (int64_t)o.len;
+}
+
+enum { AU__HS_STATUS, AU__HS_HEADERS, AU__HS_DONE, AU__HS_FAILED };
+enum { AU__SEEN_UPGRADE = 1, AU__SEEN_CONNECTION = 2, AU__SEEN_ACCEPT = 4, AU__SEEN_PROTOCOL = 8 };
+
+ALWAYSUP_DEF void au_handshake_init(au_handshake *hs, const au_handshake_desc *d) {
+    memset(hs, 0, sizeof *hs);
+    au_ws_accept_for_key(d->key, strlen(d->key), hs->accept);
+    hs->offered = d->subprotocols;
+    hs->num_offered = d->num_subprotocols;
+    hs->max_head = d->max_head ? d->max_head : AU__DEFAULT_MAX_HEAD;
+}
+ALWAYSUP_DEF void au_handshake_free(au_handshake *hs) {
+    ALWAYSUP_FREE(hs->line);
+    hs->line = NULL;
+    hs->line_cap = hs->line_len = 0;
+}
+
+/* copies printable ASCII only, so a hostile reason cannot reach a log raw */
+static void au__printable(char *dst, size_t cap, const char *s, size_t n) {
+    size_t i, o = 0;
+    for (i = 0; i < n && o + 1 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        dst[o++] = (c >= 0x20 && c < 0x7F) ? (char)c : '?';
+    }
+    dst[o] = 0;
+}
+static int au__hs_fail(au_handshake *hs, const char *why, const char *detail, size_t detail_len) {
+    char d[96];
+    au__printable(d, sizeof d, detail ? detail : "", detail ? detail_len : 0);
+    snprintf(hs->error, sizeof hs->error, "%s%s%s", why, detail ? ": " : "", d);
+    hs->state = AU__HS_FAILED;
+    au_handshake_free(hs);
+    return AU_HS_FAIL;
+}
+static int au__list_has(const char *v, size_t n, const char *word) {
+    size_t i = 0;
+    while (i < n) {
+        size_t s, e;
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) i++;
+        s = i;
+        while (i < n && v[i] != ',') i++;
+        e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+        if (e > s && au__ieq(v + s, e - s, word)) return 1;
+    }
+    return 0;
+}
+static int au__hs_line(au_handshake *hs, const char *l, size_t n) {
+    if (hs->state == AU__HS_STATUS) {
+        size_t i;
+        int code;
+        if (n < 12 || memcmp(l, "HTTP/1.", 7) != 0 || !au__is_digit(l[7]) || l[8] != ' ' ||
+            !au__is_digit(l[9]) || !au__is_digit(l[10]) || !au__is_digit(l[11]) || (n > 12 && l[12] != ' '))
+            return au__hs_fail(hs, "not an HTTP response", l, n);
+        code = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
+        hs->status = code;
+        i = n > 13 ? 13 : n;
+        au__printable(hs->reason, sizeof hs->reason, l + i, n - i);
+        if (code != 101) {
+            snprintf(hs->error, sizeof hs->error, "HTTP %d%s%s instead of 101 Switching Protocols", code,
+                     hs->reason[0] ? " " : "", hs->reason);
+            hs->state = AU__HS_FAILED;
+            au_handshake_free(hs);
+            return AU_HS_FAIL;
+        }
+        hs->state = AU__HS_HEADERS;
+        return AU_HS_MORE;
+    }
+    if (n == 0) {                                  /* end of head */
+        if (!(hs->seen & AU__SEEN_UPGRADE)) return au__hs_fail(hs, "101 response without Upgrade: websocket", NULL, 0);
+        if (!(hs->seen & AU__SEEN_CONNECTION)) return au__hs_fail(hs, "101 response without Connection: Upgrade", NULL, 0);
+        if (!(hs->seen & AU__SEEN_ACCEPT)) return au__hs_fail(hs, "101 response without Sec-WebSocket-Accept", NULL, 0);
+        hs->state = AU__HS_DONE;
+        au_handshake_free(hs);
+        return AU_HS_DONE;
+    } else {
+        const char *colon = (const char *)memchr(l, ':', n);
+        const char *v;
+        size_t name_len, vn, i;
+        if (l[0] == ' ' || l[0] == '\t') return au__hs_fail(hs, "folded header line", l, n);
+        if (!colon) return au__hs_fail(hs, "malformed header line", l, n);
+        name_len = (size_t)(colon - l);
+        for (i = 0; i < name_len; i++)
+            if (!au__is_tchar((unsigned char)l[i])) return au__hs_fail(hs, "malformed header name", l, n);
+        if (name_len == 0) return au__hs_fail(hs, "malformed header line", l, n);
+        v = colon + 1;
+        vn = n - name_len - 1;
+        while (vn && (*v == ' ' || *v == '\t')) { v++; vn--; }
+        while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t')) vn--;
+        if (au__ieq(l, name_len, "upgrade")) {
+            if (!au__ieq(v, vn, "websocket")) return au__hs_fail(hs, "Upgrade header is not websocket", v, vn);
+            hs->seen |= AU__SEEN_UPGRADE;
+        } else if (au__ieq(l, name_len, "connection")) {
+            if (au__list_has(v, vn, "upgrade")) hs->seen |= AU__SEEN_CONNECTION;
+        } else if (au__ieq(l, name_len, "sec-websocket-accept")) {
+            if (hs->seen & AU__SEEN_ACCEPT) return au__hs_fail(hs, "Sec-WebSocket-Accept sent twice", NULL, 0);
+            if (vn != 28 || memcmp(v, hs->accept, 28) != 0)
+                return au__hs_fail(hs, "Sec-WebSocket-Accept does not match our key", v, vn);
+            hs->seen |= AU__SEEN_ACCEPT;
+        } else if (au__ieq(l, name_len, "sec-websocket-extensions")) {
+            if (vn) return au__hs_fail(hs, "server chose an extension we did not offer", v, vn);
+        } else if (au__ieq(l, name_len, "sec-websocket-protocol")) {
+            int k, ok = 0;
+            if (hs->seen & AU__SEEN_PROTOCOL) return au__hs_fail(hs, "Sec-WebSocket-Protocol sent twice", NULL, 0);
+            for (k = 0; k < hs->num_offered; k++)
+                if (strlen(hs->offered[k]) == vn && memcmp(hs->offered[k], v, vn) == 0) ok = 1;
+            if (!ok || vn >= sizeof hs->subprotocol)
+                return au__hs_fail(hs, "server chose a subprotocol we did not offer", v, vn);
+            memcpy(hs->subprotocol, v, vn);
+            hs->subprotocol[vn] = 0;
+            hs->seen |= AU__SEEN_PROTOCOL;
+        }
+        return AU_HS_MORE;
+    }
+}
+ALWAYSUP_DEF int au_handshake_feed(au_handshake *hs, const void *data, size_t len, size_t *consumed) {
+    const char *p = (const char *)data;
+    size_t pos = 0;
+    *consumed = 0;
+    if (hs->state == AU__HS_DONE) return AU_HS_DONE;
+    if (hs->state == AU__HS_FAILED) return AU_HS_FAIL;
+    while (pos < len) {
+        const char *nl = (const char *)memchr(p + pos, '\n', len - pos);
+        size_t seg = nl ? (size_t)(nl - (p + pos)) + 1 : len - pos;
+        int r;
+        if (seg > hs->max_head - hs->head_len) {
+            char lim[48];
+            *consumed = len;
+            snprintf(lim, sizeof lim, "%lu bytes", (unsigned long)hs->max_head);
+            return au__hs_fail(hs, "response head is over the limit", lim, strlen(lim));
+        }
+        hs->head_len += seg;
+        if (hs->line_len + seg > hs->line_cap) {
+            size_t cap = hs->line_cap ? hs->line_cap : 256;
+            char *nb;
+            while (cap < hs->line_len + seg) cap *= 2;
+            nb = (char *)ALWAYSUP_REALLOC(hs->line, cap);
+            if (!nb) { *consumed = pos; return au__hs_fail(hs, "out of memory", NULL, 0); }
+            hs->line = nb;
+            hs->line_cap = cap;
+        }
+        memcpy(hs->line + hs->line_len, p + pos, seg);
+        hs->line_len += seg;
+        pos += seg;
+        if (!nl) break;
+        {   /* a whole line: strip LF and an optional CR */
+            size_t n = hs->line_len - 1;
+            if (n && hs->line[n - 1] == '\r') n--;
+            hs->line_len = 0;
+            r = au__hs_line(hs, hs->line, n);
+        }
+        if (r != AU_HS_MORE) { *consumed = pos; return r; }
+    }
+    *consumed = pos;
+    return AU_HS_MORE;
+}
+
+/* ---- frame encoder ---- */
+ALWAYSUP_DEF int au_ws_close_code_valid(unsigned code) {
+    if (code >= 1000 && code <= 1003) return 1;
+    if (code >= 1007 && code <= 1014) return 1;
+    return code >= 3000 && code <= 4999;
+}
+ALWAYSUP_DEF size_t au_ws_frame_header(uint8_t out[AU_WS_MAX_HEADER], unsigned opcode, int fin,
+                                       uint64_t len, const uint8_t mask[4]) {
+    size_t n;
+    out[0] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x0F));
+    if (len < 126) { out[1] = (uint8_t)(0x80 | len); n = 2; }
+    else if (len <= 0xFFFF) { out[1] = 0x80 | 126; out[2] = (uint8_t)(len >> 8); out[3] = (uint8_t)len; n = 4; }
+    else {
+        unsigned i;
+        out[1] = 0x80 | 127;
+        for (i = 0; i < 8; i++) out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+        n = 10;
+    }
+    memcpy(out + n, mask, 4);
+    return n + 4;
+}
+ALWAYSUP_DEF void au_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset) {
+    uint8_t m[8];
+    size_t i = 0, k;
+    for (k = 0; k < 8; k++) m[k] = mask[(offset + k) & 3];
+    if (len >= 8) {
+        uint64_t w8;
+        memcpy(&w8, m, 8);
+        for (; i + 8 <= len; i += 8) {
+            uint64_t w;
+            memcpy(&w, data + i, 8);
+            w ^= w8;
+            memcpy(data + i, &w, 8);
+        }
+    }
+    for (; i < len; i++) data[i] ^= m[i & 7];
+}
+ALWAYSUP_DEF size_t au_ws_frame_encode(uint8_t *out, unsigned opcode, int fin, const void *payload,
+                                       size_t len, const uint8_t mask[4]) {
+    size_t h = au_ws_frame_header(out, opcode, fin, len, mask);
+    if (len) memcpy(out + h, payload, len);
+    au_ws_mask(out + h, len, mask, 0);
+    return h + len;
+}
+
+/* ---- frame decoder ---- */
+enum { AU__DEC_HEAD, AU__DEC_PAYLOAD, AU__DEC_CLOSED, AU__DEC_FAILED };
+
+ALWAYSUP_DEF void au_ws_decoder_init(au_ws_decoder *d, uint64_t max_message) {
+    memset(d, 0, sizeof *d);
+    d->max_message = max_message ? max_message : AU__DEFAULT_MAX_MESSAGE;
+    if (d->max_message > (uint64_t)SIZE_MAX) d->max_message = (uint64_t)SIZE_MAX;
+    d->head_need = 2;
+}
+static size_t au__dec_fail(au_ws_decoder *d, au_ws_event *ev, unsigned code, const char *why, size_t used) {
+    d->state = AU__DEC_FAILED;
+    d->error = why;
+    d->error_code = code;
+    ev->type = AU_WS_EV_ERROR;
+    ev->code = code;
+    ev->reason = why;
+    ev->reason_len = strlen(why);
+    return used;
+}
+/* checks the first two header bytes; 0 if fine */
+static const char *au__dec_check_head(au_ws_decoder *d) {
+    uint8_t b0 = d->head[0], b1 = d->head[1];
+    unsigned op = b0 & 0x0F, len7 = b1 & 0x7F;
+    d->fin = (b0 & 0x80) != 0;
+    d->opcode = op;
+    if (b0 & 0x70) return "reserved bits set but no extension was negotiated";
+    if (b1 & 0x80) return "the server masked a frame";
+    if (op >= 8) {
+        if (op > AU_OP_PONG) return "reserved control opcode";
+        if (!d->fin) return "fragmented control frame";
+        if (len7 > AU_WS_MAX_CONTROL) return "control frame over 125 bytes";
+    } else {
+        if (op > AU_OP_BINARY) return "reserved data opcode";
+        if (op == AU_OP_CONT && !d->in_message) return "continuation frame with no message to continue";
+        if (op != AU_OP_CONT && d->in_message) return "new data frame inside a fragmented message";
+    }
+    d->head_need = 2 + (len7 == 126 ? 2u : len7 == 127 ? 8u : 0u);
+    return NULL;
+}
+static size_t au__dec_control(au_ws_decoder *d, au_ws_event *ev, size_t used) {
+    d->state = AU__DEC_HEAD;
+    ev->data = d->control;
+    ev->len = d->control_len;
+    if (d->opcode == AU_OP_PING) { ev->type = AU_WS_EV_PING; return used; }
+    if (d->opcode == AU_OP_PONG) { ev->type = AU_WS_EV_PONG; return used; }
+    /* close */
+    if (d->control_len == 1) return au__dec_fail(d, ev, AU_CLOSE_PROTOCOL, "close frame with a 1-byte payload", used);
+    ev->code = AU_CLOSE_NO_STATUS;
+    if (d->control_len >= 2) {
+        ev->code = (unsigned)d->control[0] << 8 | d->control[1];
+        if (!au_ws_close_code_valid(ev->code))
+            return au__dec_fail(d, ev, AU_CLOSE_PROTOCOL, "close frame with an invalid code", used);
+        if (!au_utf8_valid(d->control + 2, d->control_len - 2))
+            return au__dec_fail(d, ev, AU_CLOSE_INVALID_DATA, "close reason is not valid UTF-8", used);
+        ev->reason = (const char *)d->control + 2;
+        ev->reason_len = d->control_len - 2;
+    }
+    ev->type = AU_WS_EV_CLOSE;
+    d->state = AU__DEC_CLOSED;
+    return used;
+}
+ALWAYSUP_DEF size_t au_ws_decode(au_ws_decoder *d, const void *in, size_t len, au_ws_event *ev) {
+    const uint8_t *p = (const uint8_t *)in;
+    size_t pos = 0;
+    memset(ev, 0, sizeof *ev);
+    if (d->state == AU__DEC_FAILED) {
+        ev->type = AU_WS_EV_ERROR;
+        ev->code = d->error_code;
+        ev->reason = d->error;
+        ev->reason_len = strlen(d->error);
+        return 0;
+    }
+    if (d->state == AU__DEC_CLOSED) return len;     /* nothing after a close counts */
+    while (pos < len) {
+        if (d->state == AU__DEC_HEAD) {
+            while (d->head_have < d->head_need && pos < len) {
+                d->head[d->head_have++] = p[pos++];
+                if (d->head_have == 2) {
+                    const char *bad = au__dec_check_head(d);
+                    if (bad) return au__dec_fail(d, ev, AU_CLOSE_PROTOCOL, bad, pos);
+                }
+            }
+            if (d->head_have < d->head_need) break;
+            {
+                unsigned len7 = d->head[1] & 0x7F, i;
+                uint64_t n = len7;
+                if (len7 == 126) {
+                    n = (uint64_t)d->head[2] << 8 | d->head[3];
+                    if (n < 126) return au__dec_fail(d, ev, AU_CLOSE_PROTOCOL, "length not in its minimal form", pos);
+                } else if (len7 == 127) {
+                    for (n = 0, i = 0; i < 8; i++) n = n << 8 | d->head[2 + i];
+                    if (n >> 63) return au__dec_fail(d, ev, AU_CLOSE_PROTOCOL, "64-bit length with the top bit set", pos);
+                    if (n <= 0xFFFF) return au__dec_fail(d, ev, AU_CLOSE_PROTOCOL, "length not in its minimal form", pos);
+                }
+                d->frame_len = d->remaining = n;
+                d->head_have = 0;
+                d->head_need = 2;
+                d->state = AU__DEC_PAYLOAD;
+                if (d->opcode >= 8) d->control_len = 0;
+                else {
+                    if (d->opcode != AU_OP_CONT) {
+                        d->in_message = 1;
+                        d->message_started = 0;
+                        d->message_opcode = d->opcode;
+                        d->message_len = 0;
+                        d->utf8.state = 0;
+                    }
+                    if (n > d->max_message - d->message_len)
+                        return au__dec_fail(d, ev, AU_CLOSE_TOO_BIG, "message over the size limit", pos);
+                    d->message_len += n;
+                }
+            }
+        }
+        /* payload (possibly empty) */
+        if (d->opcode >= 8) {
+            size_t n = (size_t)AU__MIN(d->remaining, (uint64_t)(len - pos));
+            memcpy(d->control + d->control_len, p + pos, n);
+            d->control_len += n;
+            d->remaining -= n;
+            pos += n;
+            if (d->remaining) break;
+            return au__dec_control(d, ev, pos);
+        } else {
+            size_t n = (size_t)AU__MIN(d->remaining, (uint64_t)(len - pos));
+            int last = d->fin && d->remaining == n;
+            if (d->message_opcode == AU_OP_TEXT && au_utf8_feed(&d->utf8, p + pos, n) != n)
+                return au__dec_fail(d, ev, AU_CLOSE_INVALID_DATA, "text message is not valid UTF-8", pos);
+            d->remaining -= n;
+            if (!d->remaining) d->state = AU__DEC_HEAD;
+            if (last && d->message_opcode == AU_OP_TEXT && d->utf8.state != AU_UTF8_ACCEPT)
+                return au__dec_fail(d, ev, AU_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence", pos);
+            if (n == 0 && !last) continue;          /* empty non-final fragment */
+            ev->type = AU_WS_EV_DATA;
+            ev->opcode = d->message_opcode;
+            ev->first = !d->message_started;
+            ev->fin = last;
+            ev->data = p + pos;
+            ev->len = n;
+            d->message_started = 1;
+            if (last) d->in_message = 0;
+            return pos + n;
+        }
+    }
+    return pos;
+}
+/* ---- client connection, sans I/O ---- */
+static int au__ws_random(au_ws *ws, void *buf, size_t len) {
+    int r = ws->random ? ws->random(ws->random_user, buf, len) : au_random_bytes(buf, len);
+    return r == 0 ? AU_OK : AU_ERANDOM;
+}
+/* Masks come from a pool refilled 64 frames at a time: one syscall per
+   message would be a measurable share of a small round trip. */
+static int au__ws_next_mask(au_ws *ws, uint8_t mask[4]) {
+    if (ws->pool_left < 4) {
+        if (au__ws_random(ws, ws->pool, sizeof ws->pool) != AU_OK) return AU_ERANDOM;
+        ws->pool_left = sizeof ws->pool;
+    }
+    memcpy(mask, ws->pool + sizeof ws->pool - ws->pool_left, 4);
+    ws->pool_left -= 4;
+    return AU_OK;
+}
+static int au__ws_frame(au_ws *ws, unsigned opcode, const void *data, size_t len) {
+    uint8_t mask[4];
+    if (au__ws_next_mask(ws, mask) != AU_OK) return AU_ERANDOM;
+    if (len > SIZE_MAX - AU_WS_MAX_HEADER || au__buf_reserve(&ws->out, len + AU_WS_MAX_HEADER) != AU_OK)
+        return AU_ENOMEM;
+    ws->out.len += au_ws_frame_encode(ws->out.p + ws->out.len, opcode, 1, data, len, mask);
+    return AU_OK;
+}
+static int au__ws_close_frame(au_ws *ws, unsigned code, const char *reason) {
+    uint8_t payload[AU_WS_MAX_CONTROL];
+    size_t n = 0, rl = reason ? strlen(reason) : 0;
+    if (code) {
+        payload[0] = (uint8_t)(code >> 8);
+        payload[1] = (uint8_t)code;
+        if (rl > AU_WS_MAX_CONTROL - 2) rl = AU_WS_MAX_CONTROL - 2;
+        while (rl && !au_utf8_valid(reason, rl)) rl--;   /* cut on a code point boundary */
+        if (rl) memcpy(payload + 2, reason, rl);
+        n = 2 + rl;
+    }
+    return au__ws_frame(ws, AU_OP_CLOSE, payload, n);
+}
+
+ALWAYSUP_DEF int au_ws_init(au_ws *ws, const au_ws_desc *desc) {
+    char key[AU_WS_KEY_LEN + 1];
+    uint8_t raw[16];
+    au_handshake_desc hd;
+    int64_t n;
+    memset(ws, 0, sizeof *ws);
+    if (!desc || !desc->url) return AU_EINVAL;
+    ws->random = desc->random;
+    ws->random_user = desc->random_user;
+    if (au__ws_random(ws, raw, sizeof raw) != AU_OK) return AU_ERANDOM;
+    au_base64_encode(raw, sizeof raw, key);
+    memset(&hd, 0, sizeof hd);
+    hd.url = desc->url;
+    hd.key = key;
+    hd.subprotocols = desc->subprotocols;
+    hd.num_subprotocols = desc->num_subprotocols;
+    hd.headers = desc->headers;
+    hd.num_headers = desc->num_headers;
+    hd.max_head = desc->max_head;
+    n = au_handshake_request(&hd, NULL, 0);
+    if (n < 0) return (int)n;
+    if (au__buf_reserve(&ws->out, (size_t)n + 1) != AU_OK) return AU_ENOMEM;
+    au_handshake_request(&hd, (char *)ws->out.p, (size_t)n + 1);
+    ws->out.len = (size_t)n;
+    au_handshake_init(&ws->hs, &hd);
+    au_ws_decoder_init(&ws->dec, desc->max_message);
+    ws->state = AU_WS_CONNECTING;
+    return AU_OK;
+}
+/* fails the connection: our close frame with the code, then nothing more */
+static size_t au__ws_fail(au_ws *ws, au_ws_msg *m, unsigned code, const char *why, size_t used) {
+    if (ws->state == AU_WS_OPEN) au__ws_close_frame(ws, code, why);
+    ws->state = AU_WS_FAILED;
+    snprintf(ws->reason, sizeof ws->reason, "%s", why);
+    au__buf_clear(&ws->msg);
+    m->type = AU_WS_FAILURE;
+    m->code = code;
+    m->reason = ws->reason;
+    return used;
+}
+ALWAYSUP_DEF size_t au_ws_recv(au_ws *ws, const void *data, size_t len, au_ws_msg *m) {
+    const uint8_t *p = (const uint8_t *)data;
+    size_t pos = 0;
+    memset(m, 0, sizeof *m);
+    m->reason = "";
+    if (ws->msg_ready) { au__buf_clear(&ws->msg); ws->msg_ready = 0; }
+    if (ws->state == AU_WS_CONNECTING) {
+        size_t used;
+        int r = au_handshake_feed(&ws->hs, p, len, &used);
+        if (r == AU_HS_DONE) {
+            ws->state = AU_WS_OPEN;
+            memcpy(ws->subprotocol, ws->hs.subprotocol, sizeof ws->subprotocol);
+            m->type = AU_WS_OPENED;
+        } else if (r == AU_HS_FAIL) {
+            au__ws_fail(ws, m, (unsigned)ws->hs.status, ws->hs.error, used);
+        }
+        return used;
+    }
+    if (ws->state == AU_WS_CLOSED || ws->state == AU_WS_FAILED) return len;
+    while (pos < len) {
+        au_ws_event ev;
+        pos += au_ws_decode(&ws->dec, p + pos, len - pos, &ev);
+        switch (ev.type) {
+        case AU_WS_EV_DATA:
+            m->opcode = ev.opcode;
+            if (ev.first && ev.fin) {                  /* whole message in this input: no copy */
+                m->type = AU_WS_MESSAGE;
+                m->data = ev.data;
+                m->len = ev.len;
+                return pos;
+            }
+            if (au__buf_append(&ws->msg, ev.data, ev.len) != AU_OK)
+                return au__ws_fail(ws, m, AU_CLOSE_TOO_BIG, "out of memory for the message", len);
+            if (!ev.fin) break;
+            m->type = AU_WS_MESSAGE;
+            m->data = ws->msg.p;
+            m->len = ws->msg.len;
+            ws->msg_ready = 1;
+            return pos;
+        case AU_WS_EV_PING:
+            if (ws->state == AU_WS_OPEN && au__ws_frame(ws, AU_OP_PONG, ev.data, ev.len) != AU_OK)
+                return au__ws_fail(ws, m, AU_CLOSE_INTERNAL, "cannot queue a pong", len);
+            m->type = AU_WS_PINGED;
+            m->data = ev.data;
+            m->len = ev.len;
+            return pos;
+        case AU_WS_EV_PONG:
+            m->type = AU_WS_PONGED;
+            m->data = ev.data;
+            m->len = ev.len;
+            return pos;
+        case AU_WS_EV_CLOSE:
+            if (ws->state == AU_WS_OPEN) au__ws_close_frame(ws, AU_CLOSE_NORMAL, NULL);
+            ws->state = AU_WS_CLOSED;
+            au__printable(ws->reason, sizeof ws->reason, ev.reason ? ev.reason : "", ev.reason_len);
+            au__buf_clear(&ws->msg);
+            m->type = AU_WS_PEER_CLOSED;
+            m->code = ev.code;
+            m->reason = ws->reason;
+            return len;                            /* nothing after a close counts */
+        case AU_WS_EV_ERROR:
+            return au__ws_fail(ws, m, ev.code, ev.reason, len);
+        default:
+            return pos;
+        }
+    }
+    return pos;
+}
+ALWAYSUP_DEF int au_ws_send(au_ws *ws, unsigned opcode, const void *data, size_t len) {
+    if (ws->state != AU_WS_OPEN) return AU_EINVAL;
+    if (opcode != AU_OP_TEXT && opcode != AU_OP_BINARY && opcode != AU_OP_PING && opcode != AU_OP_PONG)
+        return AU_EINVAL;
+    if (opcode >= 8 && len > AU_WS_MAX_CONTROL) return AU_ETOOBIG;
+    return au__ws_frame(ws, opcode, data, len);
+}
+ALWAYSUP_DEF int au_ws_close(au_ws *ws, unsigned code, const char *reason) {
+    int r;
+    if (ws->state != AU_WS_OPEN) return AU_EINVAL;
+    if (code && !au_ws_close_code_valid(code)) return AU_EINVAL;
+    r = au__ws_close_frame(ws, code, reason);
+    if (r == AU_OK) ws->state = AU_WS_CLOSING;
+    return r;
+}
+ALWAYSUP_DEF size_t au_ws_output(const au_ws *ws, const uint8_t **data) {
+    *data = ws->out.p ? ws->out.p + ws->out.off : NULL;
+    return ws->out.len - ws->out.off;
+}
+ALWAYSUP_DEF void au_ws_output_done(au_ws *ws, size_t n) {
+    ALWAYSUP_ASSERT(n <= ws->out.len - ws->out.off);
+    ws->out.off += n;
+    if (ws->out.off == ws->out.len) au__buf_clear(&ws->out);
+}
+ALWAYSUP_DEF void au_ws_free(au_ws *ws) {
+    au_handshake_free(&ws->hs);
+    au__buf_free(&ws->out);
+    au__buf_free(&ws->msg);
+}
+
+/* ---- line framer ---- */
+ALWAYSUP_DEF void au_lines_init(au_lines *l, size_t max_line) {
+    memset(l, 0, sizeof *l);
+    l->max_line = max_line ? max_line : ((size_t)256 << 20);
+}
+ALWAYSUP_DEF size_t au_lines_feed(au_lines *l, const void *data, size_t len, int *kind,
+                                  const char **line, size_t *line_len) {
+    const char *d = (const char *)data;
+    size_t pos = 0;
+    *kind = AU_LINE_NONE;
+    *line = NULL;
+    *line_len = 0;
+    if (l->clear) { au__buf_clear(&l->buf); l->clear = 0; }
+    while (pos < len) {
+        const char *start = d + pos;
+        const char *nl = (const char *)memchr(start, '\n', len - pos);
+        size_t seg = nl ? (size_t)(nl - start) : len - pos;
+        size_t used = nl ? seg + 1 : seg;
+        const char *p;
+        size_t n;
+        if (l->discarding) {
+            pos += used;
+            if (nl) l->discarding = 0;
+            continue;
+        }
+        if (seg > l->max_line - l->buf.len ||
+            (!nl && au__buf_append(&l->buf, start, seg) != AU_OK)) {
+            /* over the cap (or out of memory): report once with what fits */
+            size_t keep = AU__MIN(seg, l->max_line - l->buf.len);
+            if (l->buf.len == 0) { *line = start; *line_len = keep; }
+            else {
+                if (au__buf_append(&l->buf, start, keep) != AU_OK) keep = 0;
+                *line = (const char *)l->buf.p;
+                *line_len = l->buf.len;
+                l->clear = 1;
+            }
+            if (!l->buf.len) l->clear = 1;
+            l->discarding = !nl;
+            *kind = AU_LINE_TOO_LONG;
+            return pos + used;
+        }
+        pos += used;
+        if (!nl) break;                             /* buffered, wait for the rest */
+        if (l->buf.len == 0) { p = start; n = seg; }
+        else {
+            if (au__buf_append(&l->buf, start, seg) != AU_OK) {
+                *line = (const char *)l->buf.p;
+                *line_len = l->buf.len;
+                l->clear = 1;
+                *kind = AU_LINE_TOO_LONG;
+                return pos;
+            }
+            p = (const char *)l->buf.p;
+            n = l->buf.len;
+            l->clear = 1;
+        }
+        if (n && p[n - 1] == '\r') n--;
+        if (n == 0) { l->buf.len = 0; l->clear = 0; continue; }
+        *kind = AU_LINE_OK;
+        *line = p;
+        *line_len = n;
+        return pos;
+    }
+    return pos;
+}
+ALWAYSUP_DEF int au_lines_finish(au_lines *l, const char **line, size_t *line_len) {
+    size_t n = l->buf.len;
+    *line = NULL;
+    *line_len = 0;
+    if (l->clear || l->discarding || n == 0) { l->discarding = 0; return AU_LINE_NONE; }
+    if (l->buf.p[n - 1] == '\r') n--;
+    l->clear = 1;
+    if (n == 0) return AU_LINE_NONE;
+    *line = (const char *)l->buf.p;
+    *line_len = n;
+    return AU_LINE_OK;
+}
+ALWAYSUP_DEF void au_lines_free(au_lines *l) { au__buf_free(&l->buf); }
+
+/* ---- JSON-RPC envelope scanner ---- */
+#define AU__JSON_MAX_DEPTH 512
+
+typedef struct au__js { const unsigned char *s; size_t n, i; const char *err; } au__js;
+
+static int au__js_fail(au__js *j, const char *why) { j->err = why; return -1; }
+static void au__js_ws(au__js *j) {
+    while (j->i < j->n) {
+        unsigned char c = j->s[j->i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        j->i++;
+    }
+}
+static int au__js_string(au__js *j) {
+    const unsigned char *s = j->s;
+    size_t i = j->i + 1, n = j->n;
+    for (;;) {
+        unsigned char c;
+        while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\') i++;
+        if (i >= n) { j->i = i; return au__js_fail(j, "unterminated string"); }
+        c = s[i];
+        if (c == '"') { j->i = i + 1; return 0; }
+        if (c == '\\') {
+            if (i + 1 >= n) { j->i = i; return au__js_fail(j, "unterminated string"); }
+            c = s[i + 1];
+            if (c == 'u') {
+                unsigned k;
+                for (k = 2; k < 6; k++)
+                    if (i + k >= n || !au__is_hex(s[i + k])) { j->i = i; return au__js_fail(j, "bad \\u escape"); }
+                i += 6;
+            } else if (c && strchr("\"\\/bfnrt", c)) i += 2;
+            else { j->i = i; return au__js_fail(j, "bad escape in string"); }
+        } else if (c < 0x20) {
+            j->i = i;
+            return au__js_fail(j, "raw control character in string");
+        } else {
+            uint32_t st = au__utf8_step(0, c);
+            size_t at = i++;
+            while (st > AU_UTF8_REJECT && i < n) st = au__utf8_step(st, s[i++]);
+            if (st != AU_UTF8_ACCEPT) { j->i = at; return au__js_fail(j, "invalid UTF-8"); }
+        }
+    }
+}
+static int au__js_number(au__js *j) {
+    const unsigned char *s = j->s;
+    size_t i = j->i, n = j->n;
+    if (s[i] == '-') i++;
+    if (i < n && s[i] == '0') i++;
+    else if (i < n && s[i] >= '1' && s[i] <= '9') while (i < n && au__is_digit(s[i])) i++;
+    else { j->i = i; return au__js_fail(j, "bad number"); }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || !au__is_digit(s[i])) { j->i = i; return au__js_fail(j, "bad number"); }
+        while (i < n && au__is_digit(s[i])) i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        if (i >= n || !au__is_digit(s[i])) { j->i = i; return au__js_fail(j, "bad number"); }
+        while (i < n && au__is_digit(s[i])) i++;
+    }
+    j->i = i;
+    return 0;
+}
+static int au__js_literal(au__js *j) {
+    static const char *const words[3] = { "true", "false", "null" };
+    int k;
+    for (k = 0; k < 3; k++) {
+        size_t wl = strlen(words[k]);
+        if (j->n - j->i >= wl && memcmp(j->s + j->i, words[k], wl) == 0) { j->i += wl; return 0; }
+    }
+    return au__js_fail(j, "unexpected character");
+}
+
+static uint32_t au__hex4(const char *p) {
+    uint32_t v = 0;
+    int k;
+    for (k = 0; k < 4; k++) {
+        int c = (unsigned char)p[k];
+        v = v << 4 | (uint32_t)(au__is_digit(c) ? c - '0' : (au__lower(c) - 'a' + 10));
+    }
+    return v;
+}
+/* decodes one character of a JSON string body into UTF-8 bytes */
+static size_t au__js_unescape1(const char *p, const char *end, uint8_t out[4], size_t *adv) {
+    uint32_t cp;
+    if (*p != '\\') { out[0] = (uint8_t)*p; *adv = 1; return 1; }
+    if (end - p < 2) { *adv = 1; return 0; }
+    switch (p[1]) {
+    case 'b': out[0] = '\b'; *adv = 2; return 1;
+    case 'f': out[0] = '\f'; *adv = 2; return 1;
+    case 'n': out[0] = '\n'; *adv = 2; return 1;
+    case 'r': out[0] = '\r'; *adv = 2; return 1;
+    case 't': out[0] = '\t'; *adv = 2; return 1;
+    case 'u': break;
+    default: out[0] = (uint8_t)p[1]; *adv = 2; return 1;
+    }
+    if (end - p < 6) { *adv = (size_t)(end - p); return 0; }
+    cp = au__hex4(p + 2);
+    *adv = 6;
+    if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 12 && p[6] == '\\' && p[7] == 'u') {
+        uint32_t lo = au__hex4(p + 8);
+        if (lo >= 0xDC00 && lo <= 0xDFFF) { cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00); *adv = 12; }
+    }
+    if (cp < 0x80) { out[0] = (uint8_t)cp; return 1; }
+    if (cp < 0x800) { out[0] = (uint8_t)(0xC0 | cp >> 6); out[1] = (uint8_t)(0x80 | (cp & 63)); return 2; }
+    if (cp < 0x10000) {
+        out[0] = (uint8_t)(0xE0 | cp >> 12); out[1] = (uint8_t)(0x80 | ((cp >> 6) & 63));
+        out[2] = (uint8_t)(0x80 | (cp & 63));
+        return 3;
+    }
+    out[0] = (uint8_t)(0xF0 | cp >> 18); out[1] = (uint8_t)(0x80 | ((cp >> 12) & 63));
+    out[2] = (uint8_t)(0x80 | ((cp >> 6) & 63)); out[3] = (uint8_t)(0x80 | (cp & 63));
+    return 4;
+}
+ALWAYSUP_DEF int au_json_string_eq(au_tok tok, const char *text) {
+    const char *p, *end;
+    size_t tl = strlen(text), at = 0;
+    if (!tok.p || tok.len < 2 || tok.p[0] != '"' || tok.p[tok.len - 1] != '"') return 0;
+    p = tok.p + 1;
+    end = tok.p + tok.len - 1;
+    if (!memchr(p, '\\', (size_t)(end - p)))        /* the common case: no escapes */
+        return (size_t)(end - p) == tl && memcmp(p, text, tl) == 0;
+    while (p < end) {
+        uint8_t b[4];
+        size_t adv, k = au__js_unescape1(p, end, b, &adv);
+        if (k == 0 || at + k > tl || memcmp(text + at, b, k) != 0) return 0;
+        at += k;
+        p += adv;
+    }
+    return at == tl;
+}
+
+enum { AU__WANT_VALUE, AU__WANT_KEY, AU__AFTER_VALUE };
+
+ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out) {
+    static const char *const keys[6] = { "id", "method", "params", "result", "error", "jsonrpc" };
+    uint8_t is_object[AU__JSON_MAX_DEPTH / 8];
+    au_tok *slots[6], jsonrpc;
+    au__js j;
+    unsigned depth = 0;
+    int want = AU__WANT_VALUE, slot = -1, k;
+    unsigned char top;
+    size_t member_start = 0, vend = 0;
+
+    memset(out, 0, sizeof *out);
+    memset(is_object, 0, sizeof is_object);
+    slots[0] = &out->id; slots[1] = &out->method; slots[2] = &out->params;
+    slots[3] = &out->result; slots[4] = &out->error; slots[5] = &jsonrpc;
+    j.s = (const unsigned char *)text;
+    j.n = text ? len : 0;
+    j.i = 0;
+    j.err = NULL;
+    au__js_ws(&j);
+    if (j.i == j.n) { out->problem = "empty message"; out->problem_at = j.i; return AU_EINVAL; }
+    top = j.s[j.i];
+    for (;;) {
+        unsigned char c;
+        if (want == AU__AFTER_VALUE) {
+            if (depth == 1 && slot >= 0) {        /* a member of the top-level object ended */
+                slots[slot]->p = text + member_start;
+                slots[slot]->len = vend - member_start;
+                slot = -1;
+            }
+            if (depth == 0) {
+                au__js_ws(&j);
+                if (j.i != j.n) { au__js_fail(&j, "text after the JSON value"); break; }
+                out->end = j.i;
+                break;
+            }
+        }
+        au__js_ws(&j);
+        if (j.i >= j.n) { au__js_fail(&j, "unexpected end of input"); break; }
+        c = j.s[j.i];
+        if (want == AU__WANT_KEY) {
+            size_t ks = j.i;
+            if (c != '"') { au__js_fail(&j, "expected a string key"); break; }
+            if (au__js_string(&j)) break;
+            if (depth == 1 && top == '{') {
+                au_tok kt;
+                kt.p = text + ks;
+                kt.len = j.i - ks;
+                slot = -1;
+                for (k = 0; k < 6 && kt.len < 32; k++)
+                    if (au_json_string_eq(kt, keys[k])) { slot = k; break; }
+            }
+            au__js_ws(&j);
+            if (j.i >= j.n || j.s[j.i] != ':') { au__js_fail(&j, "expected ':' after a key"); break; }
+            j.i++;
+            au__js_ws(&j);
+            if (depth == 1) member_start = j.i;
+            want = AU__WANT_VALUE;
+        } else if (want == AU__AFTER_VALUE) {
+            int obj = is_object[(depth - 1) / 8] >> ((depth - 1) % 8) & 1;
+            if (c == ',') { j.i++; want = obj ? AU__WANT_KEY : AU__WANT_VALUE; }
+            else if (c == (obj ? '}' : ']')) { j.i++; depth--; vend = j.i; }
+            else { au__js_fail(&j, obj ? "expected ',' or '}'" : "expected ',' or ']'"); break; }
+        } else if (c == '{' || c == '[') {
+            if (depth == AU__JSON_MAX_DEPTH) { au__js_fail(&j, "nesting deeper than 512"); break; }
+            if (c == '{') is_object[depth / 8] = (uint8_t)(is_object[depth / 8] | (1u << (depth % 8)));
+            else is_object[depth / 8] = (uint8_t)(is_object[depth / 8] & ~(1u << (depth % 8)));
+            depth++;
+            j.i++;
+            au__js_ws(&j);
+            if (j.i < j.n && j.s[j.i] == (c == '{' ? '}' : ']')) {   /* empty container */
+                j.i++;
+                depth--;
+                vend = j.i;
+                want = AU__AFTER_VALUE;
+            } else want = c == '{' ? AU__WANT_KEY : AU__WANT_VALUE;
+        } else {
+            int r;
+            if (c == '"') r = au__js_string(&j);
+            else if (c == '-' || au__is_digit(c)) r = au__js_number(&j);
+            else r = au__js_literal(&j);
+            if (r) break;
+            vend = j.i;
+            want = AU__AFTER_VALUE;
+        }
+    }
+    if (j.err) {
+        memset(out, 0, sizeof *out);
+        out->problem = j.err;
+        out->problem_at = j.i;
+        return AU_EINVAL;
+    }
+    /* classify the top level */
+    if (top == '[') {
+        if (out->end && len >= 2) {
+            au__js e;
+            e.s = (const unsigned char *)text; e.n = len; e.i = 1; e.err = NULL;
+            au__js_ws(&e);
+            if (e.s[e.i] == ']') { out->problem = "empty batch"; return out->kind = AU_RPC_INVALID; }
+        }
+        return out->kind = AU_RPC_BATCH;
+    }
+    out->kind = AU_RPC_INVALID;
+    if (top != '{') { out->problem = "not a JSON object or array"; return AU_RPC_INVALID; }
+    if (out->id.p && !(out->id.p[0] == '"' || out->id.p[0] == '-' || au__is_digit((unsigned char)out->id.p[0]) ||
+                       out->id.p[0] == 'n')) {
+        out->problem = "id must be a string, a number or null";
+        return AU_RPC_INVALID;
+    }
+    if (out->method.p) {
+        if (out->method.p[0] != '"') { out->problem = "method must be a string"; return AU_RPC_INVALID; }
+        return out->kind = out->id.p ? AU_RPC_REQUEST : AU_RPC_NOTIFICATION;
+    }
+    if (out->id.p && (out->result.p || out->error.p)) return out->kind = AU_RPC_RESPONSE;
+    out->problem = "neither a request, a notification nor a response";
+    return AU_RPC_INVALID;
+}
+
+ALWAYSUP_DEF size_t au_json_fold(char *t, size_t len) {
+    size_t i, changed = 0;
+    int in_str = 0;
+    if (!memchr(t, '\n', len) && !memchr(t, '\r', len)) return 0;
+    for (i = 0; i < len; i++) {
+        char c = t[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') in_str = 1;
+        else if (c == '\n' || c == '\r') { t[i] = ' '; changed++; }
+    }
+    return changed;
+}
+
+/* ---- backoff ---- */
+ALWAYSUP_DEF void au_backoff_init(au_backoff *b, const au_backoff_desc *desc) {
+    memset(b, 0, sizeof *b);
+    if (desc) b->desc = *desc;
+    if (!(b->desc.initial > 0)) b->desc.initial = 0.25;
+    if (!(b->desc.factor > 0)) b->desc.factor = 1.5;
+    if (b->desc.factor < 1) b->desc.factor = 1;
+    if (!(b->desc.max > 0)) b->desc.max = 5;
+    if (b->desc.max < b->desc.initial) b->desc.max = b->desc.initial;
+    if (!(b->desc.jitter > 0)) b->desc.jitter = 0;
+    if (b->desc.jitter > 1) b->desc.jitter = 1;
+    b->current = b->desc.initial;
+}
+ALWAYSUP_DEF double au_backoff_next(au_backoff *b, double random01) {
+    double d = b->current;
+    b->current = b->current * b->desc.factor;
+    if (b->current > b->desc.max) b->current = b->desc.max;
+    if (b->attempt < 0xFFFFFFFFu) b->attempt++;
+    if (random01 < 0) random01 = 0;
+    if (random01 > 1) random01 = 1;
+    return d - d * b->desc.jitter * random01;
+}
+ALWAYSUP_DEF void au_backoff_reset(au_backoff *b) {
+    b->attempt = 0;
+    b->current = b->desc.initial;
+}
+
+/* ========================================================================
+   Layer 2: operating system
+   ======================================================================== */
+
+ALWAYSUP_DEF int au_random_bytes(void *buf, size_t len) {
+    uint8_t *p = (uint8_t *)buf;
+#if defined(_WIN32)
+    while (len) {
+        ULONG n = len > 0x10000000u ? 0x10000000u : (ULONG)len;
+        if (!BCRYPT_SUCCESS(BCryptGenRandom(NULL, p, n, BCRYPT_USE_SYSTEM_PREFERRED_RNG))) return AU_ERANDOM;
+        p += n;
+        len -= n;
+    }
+    return AU_OK;
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || defined(__DragonFly__)
+    arc4random_buf(p, len);
+    return AU_OK;
+#else
+    int fd;
+#  if defined(__linux__) && defined(SYS_getrandom)
+    while (len) {
+        long r = syscall(SYS_getrandom, p, len, 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;                         /* ENOSYS on old kernels: use the device */
+        p += r;
+        len -= (size_t)r;
+    }
+    if (!len) return AU_OK;
+#  endif
+#  ifndef O_CLOEXEC
+#    define O_CLOEXEC 0
+#  endif
+    fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return AU_ERANDOM;
+    while (len) {
+        ssize_t r = read(fd, p, len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { close(fd); return AU_ERANDOM; }
+        p += r;
+        len -= (size_t)r;
+    }
+    close(fd);
+    return AU_OK;
+#endif
+}
+
+#endif /* ALWAYSUP_IMPLEMENTATION_DONE */
+#endif /* ALWAYSUP_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 the alwaysup authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+In jurisdictions that recognize copyright laws, the author or authors of this
+software dedicate any and all copyright interest in the software to the public
+domain. We make this dedication for the benefit of the public at large and to
+the detriment of our heirs and successors. We intend this dedication to be an
+overt act of relinquishment in perpetuity of all present and future rights to
+this software under copyright law.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN
+ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION
+WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+------------------------------------------------------------------------------
+*/

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs every suite of `make test` and ends with the line "N passed, M failed".
+# A suite that prints "N passed, M failed" contributes its counts; any other
+# step counts as one check, passed when it exits 0. Logs: build/test-logs/.
+set -u
+cd "$(dirname "$0")/.."
+MAKE=${MAKE:-make}
+LOGS=build/test-logs
+mkdir -p "$LOGS"
+[ -f build/.gitignore ] || echo "*" > build/.gitignore   # build/ ignores itself
+PASS=0
+FAIL=0
+FAILED_SUITES=()
+
+# suite NAME COMMAND...
+suite() {
+    local name=$1 log="$LOGS/$1.log" rc last p f start end
+    shift
+    start=$(date +%s.%N)
+    "$@" >"$log" 2>&1
+    rc=$?
+    end=$(date +%s.%N)
+    last=$(grep -aE '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    if [ -n "$last" ]; then
+        p=${last%% passed*}
+        f=${last#*, }; f=${f%% failed}
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    elif [ "$rc" -eq 0 ]; then p=1; f=0
+    else p=0; f=1
+    fi
+    PASS=$((PASS + p))
+    FAIL=$((FAIL + f))
+    if [ "$f" -eq 0 ]; then
+        printf '  ok    %-34s %6s checks  %6.1fs\n' "$name" "$p" "$(echo "$end - $start" | bc)"
+    else
+        printf '  FAIL  %-34s %6s passed, %s failed (exit %s), log %s\n' "$name" "$p" "$f" "$rc" "$log"
+        tail -n 25 "$log" | sed 's/^/        | /'
+        FAILED_SUITES+=("$name")
+    fi
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+# `skip NAME WHY` is loud; under CI=true a missing tool is a failure.
+skip() {
+    if [ "${CI:-}" = "true" ]; then
+        printf '  FAIL  %-34s required in CI but missing: %s\n' "$1" "$2"
+        FAIL=$((FAIL + 1)); FAILED_SUITES+=("$1")
+    else
+        printf '  SKIP  %-34s %s (CI=true makes this a failure)\n' "$1" "$2"
+    fi
+}
+
+echo "== header hygiene"
+suite warnings-gcc-c99 gcc -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -fsyntax-only -x c tests/static_smoke.c
+suite symbols-prefixed $MAKE -s check-symbols
+if have clang; then
+    suite warnings-clang-c99 clang -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -fsyntax-only -x c tests/static_smoke.c
+else skip warnings-clang-c99 "clang not installed"; fi
+if have g++; then
+    suite cxx-smoke sh -c "$MAKE -s build/cxx-smoke && build/cxx-smoke"
+else skip cxx-smoke "g++ not installed"; fi
+if have clang++; then
+    suite cxx-smoke-clang sh -c "clang++ -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -I. tests/cxx_smoke.cc -o build/cxx-smoke-clang && build/cxx-smoke-clang"
+else skip cxx-smoke-clang "clang++ not installed"; fi
+suite static-smoke sh -c "$MAKE -s build/static-smoke && build/static-smoke"
+suite alloc-smoke sh -c "$MAKE -s build/alloc-smoke && build/alloc-smoke"
+
+echo "== unit tests"
+suite unit sh -c "$MAKE -s build/unit && build/unit"
+suite unit-asan-ubsan sh -c "$MAKE -s build/unit-asan && build/unit-asan"
+if have clang; then
+    suite unit-clang sh -c "$MAKE -s build/unit-clang CLANG=clang && build/unit-clang"
+else skip unit-clang "clang not installed"; fi
+
+echo
+if [ ${#FAILED_SUITES[@]} -gt 0 ]; then echo "failed suites: ${FAILED_SUITES[*]}"; fi
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]

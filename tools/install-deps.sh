@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs on Debian/Ubuntu. Idempotent: installs only
+# what is missing. Used by .ci/run; run it by hand on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+have() { command -v "$1" >/dev/null 2>&1; }
+
+pkgs=()
+have gcc      || pkgs+=(gcc)
+have g++      || pkgs+=(g++)
+have make     || pkgs+=(make)
+have clang    || pkgs+=(clang)
+have clang++  || pkgs+=(clang)
+have nm       || pkgs+=(binutils)
+have bc       || pkgs+=(bc)
+have valgrind || pkgs+=(valgrind)
+[ -x /usr/bin/python3 ] || pkgs+=(python3)
+
+if [ ${#pkgs[@]} -gt 0 ]; then
+    echo "install-deps: apt-get install ${pkgs[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+else
+    echo "install-deps: system packages already present"
+fi
