@@ -33,8 +33,24 @@
           au_lines_*                      stdio line framer
           au_jsonrpc_scan, au_json_fold   JSON-RPC envelope scanner
           au_backoff_*                    retry schedule as data
-     2. Operating system: au_random_bytes, sockets, the poll() loop.
-     3. The bridge: au_bridge_* (see its section).
+     2. Operating system:
+          au_random_bytes                 the OS CSPRNG
+          au_client_*                     one WebSocket connection over
+                                          non-blocking TCP, for your poll loop
+     3. The bridge (stdio <-> WebSocket, never gives up):
+          au_bridge_run                   the whole shim in one call
+          au_bridge_init/pollfds/timeout/step/stop/free
+                                          the same inside your own loop
+
+   THE BRIDGE IN ONE CALL
+        au_bridge_desc d = {0};           // zero fields mean "default"
+        d.url = "ws://127.0.0.1:8079";
+        return au_bridge_run(&d);         // 0 on stdin EOF or SIGTERM, 2 on
+                                          // a bad descriptor
+     au_bridge_run installs SIGINT/SIGTERM handlers (a second signal exits at
+     once) and ignores SIGPIPE while it runs; that signal hand-off is the one
+     piece of process-wide state in this file. When you embed the bridge with
+     au_bridge_step, ignore SIGPIPE yourself and call au_bridge_stop to end.
 
    CONVENTIONS
      Every context is a caller-owned struct. Descriptor structs mean "use the
@@ -310,7 +326,7 @@ typedef struct au_ws_msg {
     unsigned opcode;         /* MESSAGE: AU_OP_TEXT / AU_OP_BINARY */
     const uint8_t *data;     /* valid until the next au_ws_recv */
     size_t len;
-    unsigned code;
+    unsigned code;           /* close code; for a failed handshake the HTTP status (0 if none) */
     const char *reason;      /* NUL-terminated */
 } au_ws_msg;
 
@@ -383,7 +399,9 @@ typedef struct au_jsonrpc {
 } au_jsonrpc;
 /* Validates that text is exactly one JSON value (RFC 8259, UTF-8, nesting up
    to 512) and classifies its top level. Later duplicate keys win, as in
-   JSON.parse. Returns the kind, or AU_EINVAL when the text is not JSON. */
+   JSON.parse. Returns the kind, or AU_EINVAL when the text is not JSON; then
+   id and method are still set if they were whole members before the
+   problem, so an error answer can reach the request it belongs to. */
 ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out);
 /* Compares a JSON string token (with quotes and escapes) with plain text. */
 ALWAYSUP_DEF int au_json_string_eq(au_tok tok, const char *text);
@@ -413,6 +431,156 @@ ALWAYSUP_DEF void au_backoff_reset(au_backoff *b);
    BCryptGenRandom). Never rand(). 0 on success, AU_ERANDOM on failure. */
 ALWAYSUP_DEF int au_random_bytes(void *buf, size_t len);
 
+/* ---- sockets and the poll loop ------------------------------------------------------ */
+#ifdef _WIN32
+typedef uintptr_t au_socket_t;           /* a Winsock SOCKET, never squeezed into an int */
+#else
+typedef int au_socket_t;
+#endif
+#define AU_INVALID_SOCKET ((au_socket_t)-1)
+enum { AU_POLLIN = 1, AU_POLLOUT = 2, AU_POLLERR = 4 };
+typedef struct au_pollfd { au_socket_t fd; int events, revents; } au_pollfd;
+
+/* Milliseconds on a monotonic clock. */
+ALWAYSUP_DEF int64_t au_now_ms(void);
+
+/* One WebSocket client connection over non-blocking TCP, driven by your
+   poll loop: au_client_connect, then poll c->sock for au_client_events()
+   until au_client_deadline(), then call au_client_poll() until it returns 0.
+   Every connection ends with exactly one AU_WS_DISCONNECTED event. */
+typedef struct au_client_desc {
+    const char *url;                   /* required: ws://host[:port][/path] */
+    const char *const *subprotocols;   /* offered, none if 0 */
+    int num_subprotocols;
+    const au_header *headers;          /* extra request headers */
+    int num_headers;
+    uint64_t max_message;              /* 0: 256 MiB (1009 above it) */
+    double connect_timeout;            /* seconds per address, 0: 5 */
+    double handshake_timeout;          /* seconds from TCP up to 101, 0: 10 */
+    double close_timeout;              /* seconds to wait for TCP to end after a close, 0: 1 */
+    size_t read_size;                  /* socket read buffer, 0: 256 KiB */
+} au_client_desc;
+
+enum { AU_WS_DISCONNECTED = 100 };       /* au_client_poll only: TCP is gone; code and reason say why */
+enum { AU_CLIENT_IDLE = 0, AU_CLIENT_CONNECTING, AU_CLIENT_HANDSHAKE, AU_CLIENT_OPEN, AU_CLIENT_CLOSING };
+
+typedef struct au_client {
+    int state;                         /* AU_CLIENT_* */
+    au_socket_t sock;                  /* poll this while state != IDLE */
+    au_url url;
+    char peer[64];                     /* address connected to, for logs */
+    char error[256];                   /* why the last attempt or connection ended */
+    /* private */
+    au_client_desc desc;
+    char *url_text;
+    au_ws ws;
+    void *addrs, *next_addr;
+    int64_t deadline;
+    uint8_t *rbuf;
+    size_t rpos, rlen;
+    unsigned end_code;
+    int peer_eof, failed;
+    int64_t last_rx;                   /* when bytes last arrived (ms) */
+} au_client;
+/* Copies what it needs from desc. AU_EURL_* / AU_EHEADER if unusable. */
+ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc);
+/* Starts an attempt: resolves the host, begins the non-blocking connect. A
+   failure to start still ends with AU_WS_DISCONNECTED from au_client_poll. */
+ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now);
+ALWAYSUP_DEF int au_client_events(const au_client *c);      /* AU_POLLIN/AU_POLLOUT */
+ALWAYSUP_DEF int64_t au_client_deadline(const au_client *c); /* ms, -1: none */
+/* Does the I/O the readiness allows and reports one event in *m. Returns 1
+   when *m holds an event (call again), 0 when there is nothing more now. */
+ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_msg *m);
+/* Queues a message and writes what the socket takes at once. */
+ALWAYSUP_DEF int au_client_send(au_client *c, unsigned opcode, const void *data, size_t len);
+/* Starts the closing handshake (code 0: none); ends with DISCONNECTED. */
+ALWAYSUP_DEF int au_client_close(au_client *c, unsigned code, const char *reason, int64_t now);
+/* Ends the connection at once (a best-effort write of what is queued first). */
+ALWAYSUP_DEF void au_client_drop(au_client *c);
+ALWAYSUP_DEF size_t au_client_unsent(const au_client *c);    /* bytes not yet on the socket */
+ALWAYSUP_DEF void au_client_free(au_client *c);
+
+/* ---- the bridge ------------------------------------------------------------------------- */
+enum { AU_LOG_ERROR = 1, AU_LOG_WARN, AU_LOG_INFO, AU_LOG_DEBUG };
+typedef void (*au_log_fn)(void *user, int level, const char *message);
+
+typedef struct au_bridge_desc {
+    const char *url;                   /* required */
+    const au_header *headers;          /* sent on every connect; values never logged */
+    int num_headers;
+    const char *subprotocol;           /* offered; NULL: "mcp", "": none, "a,b": both */
+    double connect_timeout;            /* 0: 5 s */
+    double handshake_timeout;          /* 0: 10 s */
+    au_backoff_desc backoff;           /* zeros: 0.25 s, x1.5, capped at 5 s */
+    double healthy_after;              /* 0: 10 s up before the attempt count resets */
+    double ping_interval;              /* 0: 20 s of silence before a ping; < 0: never */
+    double ping_timeout;               /* 0: 20 s for anything to arrive after it; < 0: off */
+    double queue_timeout;              /* 0: 30 s before a queued request gets an error */
+    size_t queue_max_bytes;            /* 0: 64 MiB queued while down (then stdin waits) */
+    size_t queue_max_count;            /* 0: 4096 messages */
+    uint64_t max_message;              /* 0: 256 MiB, either direction */
+    double drain_timeout;              /* 0: 2 s for in-flight answers after stdin EOF */
+    double close_timeout;              /* 0: 1 s for the close reply when stopping */
+    int log_level;                     /* 0: AU_LOG_INFO */
+    au_log_fn log;                     /* 0: timestamped lines on stderr */
+    void *log_user;
+    const char *log_file;              /* also append logs here; NULL: none */
+    au_socket_t in_fd;                 /* 0: standard input */
+    au_socket_t out_fd;                /* 0: standard output (fd 1) */
+} au_bridge_desc;
+
+typedef struct au__req au__req;
+typedef struct au__msg au__msg;
+
+typedef struct au_bridge {
+    char error[256];                   /* why au_bridge_init refused the descriptor */
+    int exit_code;                     /* once au_bridge_step returned 0 */
+    /* private */
+    au_bridge_desc d;
+    au_client client;
+    au_backoff backoff;
+    au_lines lines;
+    const char *protos[8];
+    char proto_buf[256];
+    int num_protos;
+    int conn, phase, stdin_eof, stdout_dead, in_flags, out_flags;
+    void *log_file;
+    char safe_url[300];
+    char id_prefix[24];
+    uint8_t *ibuf;
+    size_t ipos, ilen;
+    au__buf out;                       /* stdout bytes not written yet */
+    au__msg *q_head, *q_tail;          /* waiting for the daemon, in order */
+    size_t q_bytes, q_count;
+    au__req **reqs;                    /* client requests by id */
+    size_t reqs_cap, reqs_count, inflight;
+    uint64_t seq;
+    int64_t now, retry_at, up_since, down_since, last_rx, ping_sent_at, last_early, phase_deadline;
+    unsigned attempts, reconnects;
+    int first_failure_logged, healthy;
+    char last_error[256];
+    au__buf scratch;
+} au_bridge;
+
+/* Checks the descriptor and prepares the bridge; no I/O yet. On an error
+   (bad URL, header, subprotocol) b->error says why. */
+ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc);
+/* For embedding in your loop: the descriptors to poll (at most 3) and the
+   milliseconds until the next timer (-1: none). */
+ALWAYSUP_DEF int au_bridge_pollfds(au_bridge *b, au_pollfd *fds, int max);
+ALWAYSUP_DEF int au_bridge_timeout(au_bridge *b);
+/* Handles readiness and timers; returns 1 while running, 0 when finished
+   (b->exit_code tells the exit status). */
+ALWAYSUP_DEF int au_bridge_step(au_bridge *b, const au_pollfd *fds, int n);
+/* Begins a graceful stop (what SIGTERM does): answers what is pending with an
+   error, sends close 1000, waits for the reply up to close_timeout. */
+ALWAYSUP_DEF void au_bridge_stop(au_bridge *b);
+ALWAYSUP_DEF void au_bridge_free(au_bridge *b);
+/* The whole shim: init, a poll loop, SIGINT/SIGTERM (or Ctrl-C) as a stop,
+   SIGPIPE ignored. Returns the exit status: 0, or 2 for a bad descriptor. */
+ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc);
+
 #ifdef __cplusplus
 }
 #endif
@@ -441,10 +609,20 @@ ALWAYSUP_DEF int au_random_bytes(void *buf, size_t len);
 #  include <fcntl.h>
 #  include <unistd.h>
 #  include <sys/types.h>
+#  include <sys/socket.h>
+#  include <sys/stat.h>
+#  include <sys/uio.h>
+#  include <netinet/in.h>
+#  include <netinet/tcp.h>
+#  include <netdb.h>
+#  include <poll.h>
+#  include <signal.h>
+#  include <time.h>
 #  if defined(__linux__)
 #    include <sys/syscall.h>
 #  endif
 #endif
+#include <stdarg.h>
 #include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1443,7 +1621,7 @@ ALWAYSUP_DEF void au_ws_free(au_ws *ws) {
 /* ---- line framer ---- */
 ALWAYSUP_DEF void au_lines_init(au_lines *l, size_t max_line) {
     memset(l, 0, sizeof *l);
-    l->max_line = max_line ? max_line : ((size_t)256 << 20);
+    l->max_line = max_line ? AU__MIN(max_line, SIZE_MAX - 1) : ((size_t)256 << 20);
 }
 ALWAYSUP_DEF size_t au_lines_feed(au_lines *l, const void *data, size_t len, int *kind,
                                   const char **line, size_t *line_len) {
@@ -1459,21 +1637,24 @@ ALWAYSUP_DEF size_t au_lines_feed(au_lines *l, const void *data, size_t len, int
         size_t seg = nl ? (size_t)(nl - start) : len - pos;
         size_t used = nl ? seg + 1 : seg;
         const char *p;
-        size_t n;
+        size_t n, total;
+        int ends_cr;
         if (l->discarding) {
             pos += used;
             if (nl) l->discarding = 0;
             continue;
         }
-        if (seg > l->max_line - l->buf.len ||
-            (!nl && au__buf_append(&l->buf, start, seg) != AU_OK)) {
+        /* a trailing CR is not content, so it does not count against the cap */
+        total = l->buf.len + seg;
+        ends_cr = total && (seg ? start[seg - 1] == '\r' : l->buf.p[l->buf.len - 1] == '\r');
+        if (total > l->max_line + (size_t)ends_cr || (!nl && au__buf_append(&l->buf, start, seg) != AU_OK)) {
             /* over the cap (or out of memory): report once with what fits */
-            size_t keep = AU__MIN(seg, l->max_line - l->buf.len);
+            size_t keep = AU__MIN(seg, l->max_line - AU__MIN(l->buf.len, l->max_line));
             if (l->buf.len == 0) { *line = start; *line_len = keep; }
             else {
                 if (au__buf_append(&l->buf, start, keep) != AU_OK) keep = 0;
                 *line = (const char *)l->buf.p;
-                *line_len = l->buf.len;
+                *line_len = AU__MIN(l->buf.len, l->max_line);
                 l->clear = 1;
             }
             if (!l->buf.len) l->clear = 1;
@@ -1662,7 +1843,7 @@ ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out) 
     unsigned depth = 0;
     int want = AU__WANT_VALUE, slot = -1, k;
     unsigned char top;
-    size_t member_start = 0, vend = 0;
+    size_t member_start = 0, vend = 0, top_at;
 
     memset(out, 0, sizeof *out);
     memset(is_object, 0, sizeof is_object);
@@ -1675,14 +1856,10 @@ ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out) 
     au__js_ws(&j);
     if (j.i == j.n) { out->problem = "empty message"; out->problem_at = j.i; return AU_EINVAL; }
     top = j.s[j.i];
+    top_at = j.i;
     for (;;) {
         unsigned char c;
         if (want == AU__AFTER_VALUE) {
-            if (depth == 1 && slot >= 0) {        /* a member of the top-level object ended */
-                slots[slot]->p = text + member_start;
-                slots[slot]->len = vend - member_start;
-                slot = -1;
-            }
             if (depth == 0) {
                 au__js_ws(&j);
                 if (j.i != j.n) { au__js_fail(&j, "text after the JSON value"); break; }
@@ -1713,9 +1890,15 @@ ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out) 
             want = AU__WANT_VALUE;
         } else if (want == AU__AFTER_VALUE) {
             int obj = is_object[(depth - 1) / 8] >> ((depth - 1) % 8) & 1;
-            if (c == ',') { j.i++; want = obj ? AU__WANT_KEY : AU__WANT_VALUE; }
-            else if (c == (obj ? '}' : ']')) { j.i++; depth--; vend = j.i; }
-            else { au__js_fail(&j, obj ? "expected ',' or '}'" : "expected ',' or ']'"); break; }
+            if (c != ',' && c != (obj ? '}' : ']')) { au__js_fail(&j, obj ? "expected ',' or '}'" : "expected ',' or ']'"); break; }
+            if (depth == 1 && slot >= 0) {        /* a top-level member ended properly */
+                slots[slot]->p = text + member_start;
+                slots[slot]->len = vend - member_start;
+                slot = -1;
+            }
+            j.i++;
+            if (c == ',') want = obj ? AU__WANT_KEY : AU__WANT_VALUE;
+            else { depth--; vend = j.i; }
         } else if (c == '{' || c == '[') {
             if (depth == AU__JSON_MAX_DEPTH) { au__js_fail(&j, "nesting deeper than 512"); break; }
             if (c == '{') is_object[depth / 8] = (uint8_t)(is_object[depth / 8] | (1u << (depth % 8)));
@@ -1739,20 +1922,21 @@ ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out) 
             want = AU__AFTER_VALUE;
         }
     }
-    if (j.err) {
+    if (j.err) {                                  /* keep id and method if they came whole */
+        au_tok id = out->id, method = out->method;
         memset(out, 0, sizeof *out);
+        out->id = id;
+        out->method = method;
         out->problem = j.err;
         out->problem_at = j.i;
         return AU_EINVAL;
     }
     /* classify the top level */
     if (top == '[') {
-        if (out->end && len >= 2) {
-            au__js e;
-            e.s = (const unsigned char *)text; e.n = len; e.i = 1; e.err = NULL;
-            au__js_ws(&e);
-            if (e.s[e.i] == ']') { out->problem = "empty batch"; return out->kind = AU_RPC_INVALID; }
-        }
+        au__js e;                                 /* "[]" after any whitespace */
+        e.s = (const unsigned char *)text; e.n = len; e.i = top_at + 1; e.err = NULL;
+        au__js_ws(&e);
+        if (e.i < e.n && e.s[e.i] == ']') { out->problem = "empty batch"; return out->kind = AU_RPC_INVALID; }
         return out->kind = AU_RPC_BATCH;
     }
     out->kind = AU_RPC_INVALID;
@@ -1857,6 +2041,1382 @@ ALWAYSUP_DEF int au_random_bytes(void *buf, size_t len) {
     close(fd);
     return AU_OK;
 #endif
+}
+
+/* ---- platform sockets: the one place that knows POSIX from Winsock ---- */
+#if defined(_WIN32)
+typedef SOCKET au__socket;
+#  define AU__BAD_SOCKET INVALID_SOCKET
+#  define AU__SOCK_ERRNO() WSAGetLastError()
+#  define AU__WOULD_BLOCK(e) ((e) == WSAEWOULDBLOCK)
+#  define AU__IN_PROGRESS(e) ((e) == WSAEWOULDBLOCK || (e) == WSAEINPROGRESS)
+#  define AU__INTERRUPTED(e) ((e) == WSAEINTR)
+#  define AU__CLOSE_SOCKET(s) closesocket(s)
+#  define AU__SEND_FLAGS 0
+#  define AU__POLLFD WSAPOLLFD
+#  define AU__POLL(fds, n, ms) WSAPoll(fds, (ULONG)(n), ms)
+typedef int au__iolen;
+#else
+typedef int au__socket;
+#  define AU__BAD_SOCKET (-1)
+#  define AU__SOCK_ERRNO() errno
+#  define AU__WOULD_BLOCK(e) ((e) == EAGAIN || (e) == EWOULDBLOCK)
+#  define AU__IN_PROGRESS(e) ((e) == EINPROGRESS)
+#  define AU__INTERRUPTED(e) ((e) == EINTR)
+#  define AU__CLOSE_SOCKET(s) close(s)
+#  ifdef MSG_NOSIGNAL
+#    define AU__SEND_FLAGS MSG_NOSIGNAL
+#  else
+#    define AU__SEND_FLAGS 0               /* macOS/BSD: SO_NOSIGPIPE is set per socket */
+#  endif
+#  define AU__POLLFD struct pollfd
+#  define AU__POLL(fds, n, ms) poll(fds, (nfds_t)(n), ms)
+typedef size_t au__iolen;
+#endif
+
+ALWAYSUP_DEF int64_t au_now_ms(void) {
+#if defined(_WIN32)
+    return (int64_t)GetTickCount64();
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+#endif
+}
+static int64_t au__ms(double seconds) { return (int64_t)(seconds * 1000.0 + 0.5); }
+
+static void au__sock_strerror(int e, char *buf, size_t cap) {
+#if defined(_WIN32)
+    DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, (DWORD)e, 0, buf,
+                             (DWORD)cap, NULL);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == '.')) buf[--n] = 0;
+    if (!n) snprintf(buf, cap, "error %d", e);
+#else
+    snprintf(buf, cap, "%s", strerror(e));
+#endif
+}
+static int au__sock_nonblock(au__socket s) {
+#if defined(_WIN32)
+    u_long on = 1;
+    return ioctlsocket(s, FIONBIO, &on) == 0 ? 0 : -1;
+#else
+    int fl = fcntl(s, F_GETFL, 0);
+    if (fl < 0 || fcntl(s, F_SETFL, fl | O_NONBLOCK) < 0) return -1;
+    fcntl(s, F_SETFD, FD_CLOEXEC);
+    return 0;
+#endif
+}
+/* small writes must not wait for Nagle; dead peers behind NAT are found */
+static void au__sock_tune(au__socket s) {
+    int one = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one);
+    setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, (const char *)&one, sizeof one);
+#if defined(TCP_KEEPIDLE) && defined(TCP_KEEPINTVL) && defined(TCP_KEEPCNT)
+    {
+        int idle = 30, intvl = 10, cnt = 3;
+        setsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, (const char *)&idle, sizeof idle);
+        setsockopt(s, IPPROTO_TCP, TCP_KEEPINTVL, (const char *)&intvl, sizeof intvl);
+        setsockopt(s, IPPROTO_TCP, TCP_KEEPCNT, (const char *)&cnt, sizeof cnt);
+    }
+#elif defined(TCP_KEEPALIVE)
+    { int idle = 30; setsockopt(s, IPPROTO_TCP, TCP_KEEPALIVE, (const char *)&idle, sizeof idle); }
+#endif
+#ifdef SO_NOSIGPIPE
+    setsockopt(s, SOL_SOCKET, SO_NOSIGPIPE, (const char *)&one, sizeof one);
+#endif
+}
+
+/* ---- au_client: one WebSocket connection over non-blocking TCP ---- */
+#define AU__CLIENT_ENDED 0x100              /* a DISCONNECTED event is owed */
+
+ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
+    size_t n;
+    int i, r;
+    memset(c, 0, sizeof *c);
+    c->sock = AU_INVALID_SOCKET;
+    if (!desc || !desc->url) return AU_EINVAL;
+    c->desc = *desc;
+    if (!(c->desc.connect_timeout > 0)) c->desc.connect_timeout = 5;
+    if (!(c->desc.handshake_timeout > 0)) c->desc.handshake_timeout = 10;
+    if (!(c->desc.close_timeout > 0)) c->desc.close_timeout = 1;
+    if (!c->desc.read_size) c->desc.read_size = (size_t)256 << 10;
+    for (i = 0; i < desc->num_headers; i++)
+        if (au_header_check(desc->headers[i].name, desc->headers[i].value)) return AU_EHEADER;
+    for (i = 0; i < desc->num_subprotocols; i++)
+        if (au_subprotocol_check(desc->subprotocols[i])) return AU_EHEADER;
+    n = strlen(desc->url);
+    c->url_text = (char *)ALWAYSUP_REALLOC(NULL, n + 1);
+    c->rbuf = (uint8_t *)ALWAYSUP_REALLOC(NULL, c->desc.read_size);
+    if (!c->url_text || !c->rbuf) { au_client_free(c); return AU_ENOMEM; }
+    memcpy(c->url_text, desc->url, n + 1);
+    r = au_url_parse(&c->url, c->url_text, n);
+    if (r != AU_OK) { au_client_free(c); return r; }
+    return AU_OK;
+}
+static void au__client_close_socket(au_client *c) {
+    if (c->sock != AU_INVALID_SOCKET) AU__CLOSE_SOCKET((au__socket)c->sock);
+    c->sock = AU_INVALID_SOCKET;
+}
+static void au__client_reset(au_client *c) {
+    au__client_close_socket(c);
+    if (c->addrs) freeaddrinfo((struct addrinfo *)c->addrs);
+    c->addrs = c->next_addr = NULL;
+    au_ws_free(&c->ws);                           /* safe on a zeroed au_ws */
+    memset(&c->ws, 0, sizeof c->ws);
+    c->rpos = c->rlen = 0;
+    c->state = AU_CLIENT_IDLE;
+}
+/* ends the connection; the DISCONNECTED event comes from the next poll */
+static void au__client_end(au_client *c, unsigned code) {
+    au__client_reset(c);
+    c->end_code = code;
+    c->failed |= AU__CLIENT_ENDED;
+    c->state = AU_CLIENT_CONNECTING;          /* stays "busy" until the event is taken */
+    c->deadline = 0;
+}
+static void au__client_try_next(au_client *c, int64_t now) {
+    char why[160];
+    why[0] = 0;
+    while (c->next_addr) {
+        struct addrinfo *ai = (struct addrinfo *)c->next_addr;
+        au__socket s;
+        int r, e;
+        c->next_addr = ai->ai_next;
+        {
+            char host[48];
+            if (getnameinfo(ai->ai_addr, (socklen_t)ai->ai_addrlen, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
+                snprintf(host, sizeof host, "%.47s", c->url.host);
+            if (ai->ai_family == AF_INET6) snprintf(c->peer, sizeof c->peer, "[%s]:%u", host, (unsigned)c->url.port);
+            else snprintf(c->peer, sizeof c->peer, "%s:%u", host, (unsigned)c->url.port);
+        }
+        s = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (s == AU__BAD_SOCKET) { au__sock_strerror(AU__SOCK_ERRNO(), why, sizeof why); continue; }
+        if (au__sock_nonblock(s) != 0) { AU__CLOSE_SOCKET(s); snprintf(why, sizeof why, "cannot make the socket non-blocking"); continue; }
+        au__sock_tune(s);
+        r = connect(s, ai->ai_addr, (socklen_t)ai->ai_addrlen);
+        e = r == 0 ? 0 : AU__SOCK_ERRNO();
+        if (r == 0 || AU__IN_PROGRESS(e)) {
+            c->sock = (au_socket_t)s;
+            c->deadline = now + au__ms(c->desc.connect_timeout);
+            return;
+        }
+        au__sock_strerror(e, why, sizeof why);
+        snprintf(c->error, sizeof c->error, "connect to %s: %s", c->peer, why);
+        AU__CLOSE_SOCKET(s);
+    }
+    if (!c->error[0]) snprintf(c->error, sizeof c->error, "no usable address for %.100s%s%.100s", c->url.host, why[0] ? ": " : "", why);
+    au__client_end(c, AU_CLOSE_ABNORMAL);
+}
+ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
+    struct addrinfo hints, *res = NULL;
+    char port[8];
+    int r;
+    au__client_reset(c);
+    c->error[0] = 0;
+    c->peer[0] = 0;
+    c->failed = 0;
+    c->peer_eof = 0;
+    c->end_code = 0;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    snprintf(port, sizeof port, "%u", (unsigned)c->url.port);
+    r = getaddrinfo(c->url.host, port, &hints, &res);
+    c->state = AU_CLIENT_CONNECTING;
+    if (r != 0 || !res) {
+#if defined(_WIN32)
+        snprintf(c->error, sizeof c->error, "cannot resolve %s: error %d", c->url.host, r);
+#else
+        snprintf(c->error, sizeof c->error, "cannot resolve %.120s: %.100s", c->url.host, gai_strerror(r));
+#endif
+        au__client_end(c, AU_CLOSE_ABNORMAL);
+        return;
+    }
+    c->addrs = c->next_addr = res;
+    au__client_try_next(c, now);
+}
+ALWAYSUP_DEF int au_client_events(const au_client *c) {
+    if (c->failed & AU__CLIENT_ENDED) return 0;
+    if (c->state == AU_CLIENT_CONNECTING) return AU_POLLOUT;
+    if (c->state == AU_CLIENT_IDLE) return 0;
+    return AU_POLLIN | (c->ws.out.len > c->ws.out.off ? AU_POLLOUT : 0);
+}
+ALWAYSUP_DEF int64_t au_client_deadline(const au_client *c) {
+    if (c->failed & AU__CLIENT_ENDED) return 0;
+    if (c->rpos < c->rlen) return 0;             /* buffered input still to hand out */
+    if (c->state == AU_CLIENT_OPEN || c->state == AU_CLIENT_IDLE) return -1;
+    return c->deadline;
+}
+ALWAYSUP_DEF size_t au_client_unsent(const au_client *c) { return c->ws.out.len - c->ws.out.off; }
+
+static int au__client_flush(au_client *c) {
+    const uint8_t *p;
+    size_t n;
+    while ((n = au_ws_output(&c->ws, &p)) > 0) {
+        long w = (long)send((au__socket)c->sock, (const char *)p, (au__iolen)AU__MIN(n, (size_t)1 << 30), AU__SEND_FLAGS);
+        if (w > 0) { au_ws_output_done(&c->ws, (size_t)w); continue; }
+        if (w < 0) {
+            int e = AU__SOCK_ERRNO();
+            char why[128];
+            if (AU__WOULD_BLOCK(e)) return 0;
+            if (AU__INTERRUPTED(e)) continue;
+            au__sock_strerror(e, why, sizeof why);
+            snprintf(c->error, sizeof c->error, "send to %s: %s", c->peer, why);
+        }
+        return -1;
+    }
+    return 0;
+}
+static void au__client_start_close(au_client *c, int64_t now) {
+    c->state = AU_CLIENT_CLOSING;
+    c->deadline = now + au__ms(c->desc.close_timeout);
+    if (au__client_flush(c) != 0) au__client_end(c, AU_CLOSE_ABNORMAL);
+}
+static int au__client_emit_end(au_client *c, au_ws_msg *m) {
+    c->failed &= ~AU__CLIENT_ENDED;
+    c->state = AU_CLIENT_IDLE;
+    memset(m, 0, sizeof *m);
+    m->type = AU_WS_DISCONNECTED;
+    m->code = c->end_code;
+    m->reason = c->error;
+    return 1;
+}
+ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_msg *m) {
+    memset(m, 0, sizeof *m);
+    m->reason = "";
+    if (c->failed & AU__CLIENT_ENDED) return au__client_emit_end(c, m);
+    if (c->state == AU_CLIENT_IDLE) return 0;
+    if (c->state == AU_CLIENT_CONNECTING) {
+        if (revents & (AU_POLLOUT | AU_POLLERR)) {
+            int err = 0;
+            socklen_t el = sizeof err;
+            char why[128];
+            if (getsockopt((au__socket)c->sock, SOL_SOCKET, SO_ERROR, (char *)&err, &el) != 0) err = AU__SOCK_ERRNO();
+            if (err == 0) {
+                au_ws_desc wd;
+                int r;
+                memset(&wd, 0, sizeof wd);
+                wd.url = &c->url;
+                wd.subprotocols = c->desc.subprotocols;
+                wd.num_subprotocols = c->desc.num_subprotocols;
+                wd.headers = c->desc.headers;
+                wd.num_headers = c->desc.num_headers;
+                wd.max_message = c->desc.max_message;
+                r = au_ws_init(&c->ws, &wd);
+                if (r != AU_OK) {
+                    snprintf(c->error, sizeof c->error, "cannot start the handshake: %s", au_strerror(r));
+                    au__client_end(c, AU_CLOSE_ABNORMAL);
+                    return au__client_emit_end(c, m);
+                }
+                c->state = AU_CLIENT_HANDSHAKE;
+                c->deadline = now + au__ms(c->desc.handshake_timeout);
+                if (c->addrs) freeaddrinfo((struct addrinfo *)c->addrs);
+                c->addrs = c->next_addr = NULL;
+                if (au__client_flush(c) != 0) { au__client_end(c, AU_CLOSE_ABNORMAL); return au__client_emit_end(c, m); }
+                return 0;
+            }
+            au__sock_strerror(err, why, sizeof why);
+            snprintf(c->error, sizeof c->error, "connect to %s: %s", c->peer, why);
+        } else if (now >= c->deadline) {
+            snprintf(c->error, sizeof c->error, "connect to %s timed out after %.3g s", c->peer, c->desc.connect_timeout);
+        } else return 0;
+        au__client_close_socket(c);
+        au__client_try_next(c, now);
+        return (c->failed & AU__CLIENT_ENDED) ? au__client_emit_end(c, m) : 0;
+    }
+    if ((revents & AU_POLLOUT) && au__client_flush(c) != 0) {
+        au__client_end(c, AU_CLOSE_ABNORMAL);
+        return au__client_emit_end(c, m);
+    }
+    for (;;) {
+        if (c->rpos < c->rlen) {
+            c->rpos += au_ws_recv(&c->ws, c->rbuf + c->rpos, c->rlen - c->rpos, m);
+            switch (m->type) {
+            case AU_WS_NOTHING: continue;
+            case AU_WS_OPENED:
+                c->state = AU_CLIENT_OPEN;
+                c->deadline = -1;
+                c->last_rx = now;
+                return 1;
+            case AU_WS_PINGED:
+                if (au__client_flush(c) != 0) { au__client_end(c, AU_CLOSE_ABNORMAL); return au__client_emit_end(c, m); }
+                return 1;
+            case AU_WS_FAILURE:
+                snprintf(c->error, sizeof c->error, "%s", m->reason);
+                if (c->state == AU_CLIENT_HANDSHAKE) {     /* nothing to close politely */
+                    au__client_end(c, AU_CLOSE_ABNORMAL);
+                    return au__client_emit_end(c, m);
+                }
+                c->end_code = m->code;
+                au__client_start_close(c, now);
+                return 1;
+            case AU_WS_PEER_CLOSED:
+                snprintf(c->error, sizeof c->error, "daemon closed the connection with %u%s%s", m->code,
+                         m->reason[0] ? " " : "", m->reason);
+                c->end_code = m->code;
+                if (c->state == AU_CLIENT_CLOSING) return 1;   /* the answer to our close */
+                au__client_start_close(c, now);
+                return 1;
+            default:
+                return 1;                              /* MESSAGE, PONGED */
+            }
+        }
+        if (!(revents & (AU_POLLIN | AU_POLLERR))) break;
+        {
+            long n = (long)recv((au__socket)c->sock, (char *)c->rbuf, (au__iolen)c->desc.read_size, 0);
+            if (n > 0) { c->rpos = 0; c->rlen = (size_t)n; c->last_rx = now; continue; }
+            if (n == 0) {
+                if (c->state == AU_CLIENT_CLOSING) au__client_end(c, c->end_code ? c->end_code : (unsigned)AU_CLOSE_NORMAL);
+                else {
+                    snprintf(c->error, sizeof c->error, "%s closed the connection%s", c->peer[0] ? c->peer : "daemon",
+                             c->state == AU_CLIENT_HANDSHAKE ? " before answering the handshake" : " without a close frame");
+                    au__client_end(c, AU_CLOSE_ABNORMAL);
+                }
+                return au__client_emit_end(c, m);
+            } else {
+                int e = AU__SOCK_ERRNO();
+                char why[128];
+                if (AU__WOULD_BLOCK(e)) break;
+                if (AU__INTERRUPTED(e)) continue;
+                au__sock_strerror(e, why, sizeof why);
+                if (c->state != AU_CLIENT_CLOSING || !c->error[0])
+                    snprintf(c->error, sizeof c->error, "receive from %s%s: %s", c->peer,
+                             c->state == AU_CLIENT_HANDSHAKE ? " during the handshake" : "", why);
+                au__client_end(c, c->state == AU_CLIENT_CLOSING && c->end_code ? c->end_code : (unsigned)AU_CLOSE_ABNORMAL);
+                return au__client_emit_end(c, m);
+            }
+        }
+    }
+    if (c->state == AU_CLIENT_HANDSHAKE && now >= c->deadline) {
+        snprintf(c->error, sizeof c->error, "no handshake answer from %s within %.3g s", c->peer, c->desc.handshake_timeout);
+        au__client_end(c, AU_CLOSE_ABNORMAL);
+        return au__client_emit_end(c, m);
+    }
+    if (c->state == AU_CLIENT_CLOSING && now >= c->deadline) {
+        if (!c->error[0]) snprintf(c->error, sizeof c->error, "closing handshake timed out");
+        au__client_end(c, c->end_code ? c->end_code : (unsigned)AU_CLOSE_ABNORMAL);
+        return au__client_emit_end(c, m);
+    }
+    return 0;
+}
+ALWAYSUP_DEF int au_client_send(au_client *c, unsigned opcode, const void *data, size_t len) {
+    int r;
+    if (c->state != AU_CLIENT_OPEN) return AU_EINVAL;
+    r = au_ws_send(&c->ws, opcode, data, len);
+    if (r == AU_OK && au__client_flush(c) != 0) au__client_end(c, AU_CLOSE_ABNORMAL);
+    return r;
+}
+ALWAYSUP_DEF int au_client_close(au_client *c, unsigned code, const char *reason, int64_t now) {
+    if (c->failed & AU__CLIENT_ENDED) return AU_OK;
+    if (c->state == AU_CLIENT_OPEN) {
+        int r = au_ws_close(&c->ws, code, reason);
+        if (r != AU_OK) return r;
+        c->end_code = code ? code : (unsigned)AU_CLOSE_NO_STATUS;
+        au__client_start_close(c, now);
+        return AU_OK;
+    }
+    if (c->state == AU_CLIENT_IDLE || c->state == AU_CLIENT_CLOSING) return AU_OK;
+    snprintf(c->error, sizeof c->error, "closed before the connection was up");
+    au__client_end(c, AU_CLOSE_ABNORMAL);
+    return AU_OK;
+}
+ALWAYSUP_DEF void au_client_drop(au_client *c) {
+    if (c->state >= AU_CLIENT_HANDSHAKE && c->sock != AU_INVALID_SOCKET) (void)au__client_flush(c);
+    au__client_reset(c);
+    c->failed = 0;
+}
+ALWAYSUP_DEF void au_client_free(au_client *c) {
+    au__client_reset(c);
+    ALWAYSUP_FREE(c->url_text);
+    ALWAYSUP_FREE(c->rbuf);
+    c->url_text = NULL;
+    c->rbuf = NULL;
+}
+
+/* ========================================================================
+   Layer 3: the bridge (stdio <-> WebSocket, never gives up)
+   ======================================================================== */
+#if defined(__GNUC__) || defined(__clang__)
+#  define AU__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#  define AU__PRINTF(a, b)
+#endif
+
+#if defined(_WIN32)
+static long au__fd_read(au_socket_t fd, void *buf, size_t n) { return (long)recv((SOCKET)fd, (char *)buf, (int)AU__MIN(n, (size_t)1 << 30), 0); }
+static long au__fd_write(au_socket_t fd, const void *buf, size_t n) { return (long)send((SOCKET)fd, (const char *)buf, (int)AU__MIN(n, (size_t)1 << 30), 0); }
+#  define AU__FD_ERRNO() WSAGetLastError()
+#else
+static long au__fd_read(au_socket_t fd, void *buf, size_t n) { return (long)read(fd, buf, n); }
+static long au__fd_write(au_socket_t fd, const void *buf, size_t n) { return (long)write(fd, buf, n); }
+#  define AU__FD_ERRNO() errno
+#endif
+
+enum { AU__DOWN, AU__CONNECTING, AU__UP };            /* the daemon connection */
+enum { AU__RUN, AU__DRAIN, AU__CLOSING, AU__DONE };   /* the process */
+#define AU__STDIN_CHUNK ((size_t)256 << 10)
+#define AU__BACKLOG ((size_t)8 << 20)    /* unsent bytes that pause the reading side */
+#define AU__EARLY_GAP 250                /* ms between attempts a client message may trigger */
+
+struct au__msg {                          /* a client message waiting for the daemon */
+    au__msg *prev, *next;
+    au__req *req;                         /* set when the message is a request */
+    int64_t t;                            /* when the client sent it */
+    size_t len;
+    char *data;                           /* stored right after this struct */
+};
+struct au__req {                          /* a client request not answered yet */
+    au__req *next;                        /* hash chain */
+    au__msg *msg;                         /* queued, or kept to re-send if safe */
+    uint64_t seq;
+    int64_t t;
+    int sent, safe;
+    uint32_t hash;
+    size_t key_len, id_len;
+    char *key, *id;                       /* canonical key and the raw token */
+    char method[64];
+};
+
+static void au__log(au_bridge *b, int level, const char *fmt, ...) AU__PRINTF(3, 4);
+static void au__log(au_bridge *b, int level, const char *fmt, ...) {
+    static const char *const names[5] = { "", "error", "warn", "info", "debug" };
+    char msg[768], line[900], ts[64];
+    va_list ap;
+    if (level > b->d.log_level) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (b->d.log) { b->d.log(b->d.log_user, level, msg); }
+    {
+#if defined(_WIN32)
+        SYSTEMTIME st;
+        GetSystemTime(&st);
+        snprintf(ts, sizeof ts, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", st.wYear, st.wMonth, st.wDay, st.wHour,
+                 st.wMinute, st.wSecond, st.wMilliseconds);
+#else
+        struct timespec now;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &now);
+        gmtime_r(&now.tv_sec, &tm);
+        snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now.tv_nsec / 1000000));
+#endif
+    }
+    snprintf(line, sizeof line, "%s alwaysup %s: %s\n", ts, names[level], msg);
+    if (!b->d.log) fputs(line, stderr);
+    if (b->log_file) { fputs(line, (FILE *)b->log_file); fflush((FILE *)b->log_file); }
+}
+static double au__secs(int64_t ms) { return (double)ms / 1000.0; }
+
+/* appends text as the body of a JSON string */
+static void au__json_escape(au__buf *o, const char *s, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char e[8];
+        if (c == '"' || c == '\\') { e[0] = '\\'; e[1] = (char)c; au__buf_append(o, e, 2); }
+        else if (c < 0x20) { snprintf(e, sizeof e, "\\u%04x", c); au__buf_append(o, e, 6); }
+        else au__buf_append(o, s + i, 1);
+    }
+}
+
+/* ---- stdout: only whole JSON-RPC lines ever go there ---- */
+static void au__flush_stdout(au_bridge *b) {
+    while (b->out.len > b->out.off) {
+        long w = au__fd_write(b->d.out_fd, b->out.p + b->out.off, b->out.len - b->out.off);
+        if (w > 0) { b->out.off += (size_t)w; continue; }
+        if (w < 0 && AU__INTERRUPTED(AU__FD_ERRNO())) continue;
+        if (w < 0 && AU__WOULD_BLOCK(AU__FD_ERRNO())) return;
+        if (!b->stdout_dead) au__log(b, AU_LOG_WARN, "stdout is closed: the client went away");
+        b->stdout_dead = 1;
+        break;
+    }
+    au__buf_clear(&b->out);
+}
+static void au__emit(au_bridge *b, const char *p, size_t n) {
+    if (b->stdout_dead) return;
+    if (b->out.len == b->out.off) {            /* nothing queued: one write, no copy */
+        size_t w = 0;
+#if !defined(_WIN32)
+        struct iovec iov[2];
+        ssize_t r;
+        iov[0].iov_base = (void *)(uintptr_t)p;
+        iov[0].iov_len = n;
+        iov[1].iov_base = (void *)(uintptr_t)"\n";
+        iov[1].iov_len = 1;
+        do r = writev(b->d.out_fd, iov, 2); while (r < 0 && errno == EINTR);
+        if (r < 0 && !AU__WOULD_BLOCK(errno)) {
+            au__log(b, AU_LOG_WARN, "stdout is closed: the client went away");
+            b->stdout_dead = 1;
+            return;
+        }
+        w = r > 0 ? (size_t)r : 0;
+        if (w == n + 1) return;
+#endif
+        if (w < n) au__buf_append(&b->out, p + w, n - w);
+        au__buf_append(&b->out, "\n", 1);
+        return;
+    }
+    au__buf_append(&b->out, p, n);
+    au__buf_append(&b->out, "\n", 1);
+}
+/* the shim's own answer to a client request */
+static void au__reply_error(au_bridge *b, const char *id, size_t id_len, int code, const char *message,
+                            const char *data_json) {
+    au__buf o;
+    char num[32];
+    memset(&o, 0, sizeof o);
+    au__buf_append(&o, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
+    if (id && id_len) au__buf_append(&o, id, id_len);
+    else au__buf_append(&o, "null", 4);
+    snprintf(num, sizeof num, ",\"error\":{\"code\":%d", code);
+    au__buf_append(&o, num, strlen(num));
+    au__buf_append(&o, ",\"message\":\"", 12);
+    au__json_escape(&o, message, strlen(message));
+    au__buf_append(&o, "\"", 1);
+    if (data_json) { au__buf_append(&o, ",\"data\":", 8); au__buf_append(&o, data_json, strlen(data_json)); }
+    au__buf_append(&o, "}}", 2);
+    if (o.p) au__emit(b, (const char *)o.p, o.len);
+    au__buf_free(&o);
+}
+
+/* ---- client requests by id ---- */
+static uint32_t au__fnv(const char *p, size_t n) {
+    uint32_t h = 2166136261u;
+    size_t i;
+    for (i = 0; i < n; i++) { h ^= (uint8_t)p[i]; h *= 16777619u; }
+    return h;
+}
+/* Ids compare by value: "a\/b" and "a/b" are one id. out needs id.len + 1. */
+static size_t au__id_key(au_tok id, char *out) {
+    const char *p, *end;
+    size_t o = 1;
+    if (id.p[0] != '"') { out[0] = 'n'; memcpy(out + 1, id.p, id.len); return id.len + 1; }
+    out[0] = 's';
+    p = id.p + 1;
+    end = id.p + id.len - 1;
+    while (p < end) {
+        uint8_t u[4];
+        size_t adv, k = au__js_unescape1(p, end, u, &adv);
+        memcpy(out + o, u, k);
+        o += k;
+        p += adv;
+    }
+    return o;
+}
+static void au__method_name(au_tok m, char *out, size_t cap) {
+    const char *p = m.p + 1, *end = m.p + m.len - 1;
+    size_t o = 0;
+    while (p < end && o + 4 < cap) {
+        uint8_t u[4];
+        size_t adv, k = au__js_unescape1(p, end, u, &adv);
+        memcpy(out + o, u, k);
+        o += k;
+        p += adv;
+    }
+    out[o] = 0;
+}
+/* methods a new daemon may run again without harm */
+static int au__method_safe(const char *m) {
+    static const char *const safe[] = { "ping", "initialize", "resources/read", "prompts/get",
+                                        "completion/complete", "logging/setLevel" };
+    size_t i, n = strlen(m);
+    for (i = 0; i < sizeof safe / sizeof safe[0]; i++) if (strcmp(m, safe[i]) == 0) return 1;
+    return n >= 5 && strcmp(m + n - 5, "/list") == 0;
+}
+static au__req *au__req_find(au_bridge *b, const char *key, size_t len, uint32_t h) {
+    au__req *r;
+    if (!b->reqs_cap) return NULL;
+    for (r = b->reqs[h & (b->reqs_cap - 1)]; r; r = r->next)
+        if (r->hash == h && r->key_len == len && memcmp(r->key, key, len) == 0) return r;
+    return NULL;
+}
+static au__req *au__req_lookup(au_bridge *b, au_tok id) {
+    char small[128], *key = id.len < sizeof small ? small : (char *)ALWAYSUP_REALLOC(NULL, id.len + 1);
+    au__req *r = NULL;
+    if (key) {
+        size_t n = au__id_key(id, key);
+        r = au__req_find(b, key, n, au__fnv(key, n));
+        if (key != small) ALWAYSUP_FREE(key);
+    }
+    return r;
+}
+static int au__req_grow(au_bridge *b) {
+    size_t cap = b->reqs_cap ? b->reqs_cap * 2 : 64, i;
+    au__req **t = (au__req **)ALWAYSUP_REALLOC(NULL, cap * sizeof *t);
+    if (!t) return AU_ENOMEM;
+    memset(t, 0, cap * sizeof *t);
+    for (i = 0; i < b->reqs_cap; i++) {
+        au__req *r = b->reqs[i];
+        while (r) {
+            au__req *next = r->next;
+            r->next = t[r->hash & (cap - 1)];
+            t[r->hash & (cap - 1)] = r;
+            r = next;
+        }
+    }
+    ALWAYSUP_FREE(b->reqs);
+    b->reqs = t;
+    b->reqs_cap = cap;
+    return AU_OK;
+}
+/* NULL with *dup set when a pending request already has this id */
+static au__req *au__req_new(au_bridge *b, au_tok id, au_tok method, int *dup) {
+    au__req *r;
+    *dup = 0;
+    if ((b->reqs_count + 1) * 4 > b->reqs_cap * 3 && au__req_grow(b) != AU_OK) return NULL;   /* load <= 3/4 */
+    r = (au__req *)ALWAYSUP_REALLOC(NULL, sizeof *r + 2 * id.len + 2);
+    if (!r) return NULL;
+    memset(r, 0, sizeof *r);
+    r->key = (char *)(r + 1);
+    r->key_len = au__id_key(id, r->key);
+    r->hash = au__fnv(r->key, r->key_len);
+    if (au__req_find(b, r->key, r->key_len, r->hash)) { *dup = 1; ALWAYSUP_FREE(r); return NULL; }
+    r->id = r->key + id.len + 1;
+    memcpy(r->id, id.p, id.len);
+    r->id_len = id.len;
+    au__method_name(method, r->method, sizeof r->method);
+    r->safe = au__method_safe(r->method);
+    r->seq = ++b->seq;
+    r->t = b->now;
+    r->next = b->reqs[r->hash & (b->reqs_cap - 1)];
+    b->reqs[r->hash & (b->reqs_cap - 1)] = r;
+    b->reqs_count++;
+    return r;
+}
+static void au__q_unlink(au_bridge *b, au__msg *m);
+static void au__req_free(au_bridge *b, au__req *r) {
+    au__req **pp = &b->reqs[r->hash & (b->reqs_cap - 1)];
+    while (*pp != r) pp = &(*pp)->next;
+    *pp = r->next;
+    b->reqs_count--;
+    if (r->sent) b->inflight--;
+    if (r->msg) {
+        if (!r->sent) au__q_unlink(b, r->msg);     /* still queued */
+        ALWAYSUP_FREE(r->msg);
+    }
+    ALWAYSUP_FREE(r);
+}
+/* answers a pending request with an error and forgets it */
+static void au__req_fail(au_bridge *b, au__req *r, const char *message, const char *data_json) {
+    au__reply_error(b, r->id, r->id_len, -32000, message, data_json);
+    au__req_free(b, r);
+}
+
+/* ---- the queue of client messages waiting for the daemon ---- */
+static au__msg *au__msg_new(const char *data, size_t len) {
+    au__msg *m = (au__msg *)ALWAYSUP_REALLOC(NULL, sizeof *m + len);
+    if (!m) return NULL;
+    memset(m, 0, sizeof *m);
+    m->data = (char *)(m + 1);
+    memcpy(m->data, data, len);
+    m->len = len;
+    return m;
+}
+static void au__q_insert(au_bridge *b, au__msg *m, au__msg *before) {
+    m->next = before;
+    m->prev = before ? before->prev : b->q_tail;
+    if (m->prev) m->prev->next = m; else b->q_head = m;
+    if (before) before->prev = m; else b->q_tail = m;
+    b->q_bytes += m->len;
+    b->q_count++;
+}
+static void au__q_unlink(au_bridge *b, au__msg *m) {
+    if (m->prev) m->prev->next = m->next; else b->q_head = m->next;
+    if (m->next) m->next->prev = m->prev; else b->q_tail = m->prev;
+    m->prev = m->next = NULL;
+    b->q_bytes -= m->len;
+    b->q_count--;
+}
+static int au__queue_full(const au_bridge *b) {
+    if (b->conn == AU__UP && au_client_unsent(&b->client) >= AU__BACKLOG) return 1;
+    return b->q_count && (b->q_bytes >= b->d.queue_max_bytes || b->q_count >= b->d.queue_max_count);
+}
+
+/* ---- sending to the daemon ---- */
+/* m: the stored copy if there is one (ownership passes here) */
+static void au__send(au_bridge *b, const char *data, size_t len, au__req *r, au__msg *m) {
+    if (au_client_send(&b->client, AU_OP_TEXT, data, len) != AU_OK) {
+        /* the connection ended under us: the DISCONNECTED event follows */
+        au__log(b, AU_LOG_DEBUG, "send failed: the connection is going down");
+    }
+    if (!r) { ALWAYSUP_FREE(m); return; }
+    r->sent = 1;
+    b->inflight++;
+    if (r->safe) {                              /* keep it to re-send after a reconnect */
+        if (!m) m = au__msg_new(data, len);
+        if (m) m->req = r;
+        r->msg = m;
+    } else {
+        ALWAYSUP_FREE(m);
+        r->msg = NULL;
+    }
+}
+static void au__flush_queue(au_bridge *b) {
+    while (b->q_head && b->conn == AU__UP && au_client_unsent(&b->client) < AU__BACKLOG) {
+        au__msg *m = b->q_head;
+        au__q_unlink(b, m);
+        au__send(b, m->data, m->len, m->req, m);
+    }
+}
+/* a client message while waiting: try now, at most one early attempt per 250 ms */
+static void au__kick(au_bridge *b) {
+    int64_t earliest = b->last_early + AU__EARLY_GAP;
+    if (b->conn != AU__DOWN || b->retry_at <= b->now) return;
+    if (b->now >= earliest) { b->retry_at = b->now; b->last_early = b->now; }
+    else if (earliest < b->retry_at) { b->retry_at = earliest; b->last_early = earliest; }
+}
+static void au__forward(au_bridge *b, const char *line, size_t len, au__req *r) {
+    au__msg *m;
+    if (b->conn == AU__UP && !b->q_head) { au__send(b, line, len, r, NULL); return; }
+    m = au__msg_new(line, len);
+    if (!m) {
+        au__log(b, AU_LOG_ERROR, "out of memory queueing a %lu-byte message", (unsigned long)len);
+        if (r) au__req_fail(b, r, "alwaysup: out of memory while the daemon is unreachable", NULL);
+        return;
+    }
+    m->t = b->now;
+    m->req = r;
+    if (r) r->msg = m;
+    au__q_insert(b, m, NULL);
+    au__kick(b);
+}
+
+/* ---- messages from the client (stdin) ---- */
+static int au__id_is_ours(const au_bridge *b, au_tok id) {
+    size_t n = strlen(b->id_prefix);
+    return id.p[0] == '"' && id.len > n && memcmp(id.p + 1, b->id_prefix, n) == 0;
+}
+static int au__id_usable(au_tok id) {
+    return id.p && (id.p[0] == '"' || id.p[0] == '-' || (id.p[0] >= '0' && id.p[0] <= '9'));
+}
+static void au__client_line(au_bridge *b, const char *line, size_t len) {
+    au_jsonrpc r;
+    au__req *q = NULL;
+    char preview[100];
+    int kind = au_jsonrpc_scan(line, len, &r), dup;
+    if (kind < 0 && r.problem_at == len) {      /* only whitespace: a blank line, skipped */
+        size_t k = 0;
+        while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
+        if (k == len) return;
+    }
+    if (kind < 0 || kind == AU_RPC_INVALID) {
+        char msg[200];
+        au__printable(preview, sizeof preview, line, len);
+        au__log(b, AU_LOG_WARN, "stdin: %s (%s at byte %lu), answered with an error: %s",
+                kind < 0 ? "not JSON" : "not a JSON-RPC message", r.problem ? r.problem : "?",
+                (unsigned long)r.problem_at, preview);
+        snprintf(msg, sizeof msg, "%s: %s (byte %lu)", kind < 0 ? "Parse error" : "Invalid Request",
+                 r.problem ? r.problem : "?", (unsigned long)r.problem_at);
+        if (au__id_usable(r.id)) au__reply_error(b, r.id.p, r.id.len, kind < 0 ? -32700 : -32600, msg, NULL);
+        else au__reply_error(b, NULL, 0, kind < 0 ? -32700 : -32600, msg, NULL);
+        return;
+    }
+    if (kind == AU_RPC_REQUEST) {
+        const char *bad = NULL;
+        if (r.id.p[0] == 'n') bad = "Invalid Request: the id must not be null";
+        else if (au__id_is_ours(b, r.id)) bad = "Invalid Request: ids starting with this prefix are reserved by alwaysup";
+        else if (!(q = au__req_new(b, r.id, r.method, &dup)))
+            bad = dup ? "Invalid Request: a request with this id is still pending" : "alwaysup: out of memory";
+        if (bad) {
+            au__log(b, AU_LOG_WARN, "stdin: request refused: %s", bad);
+            au__reply_error(b, r.id.p[0] == 'n' ? NULL : r.id.p, r.id.len, -32600, bad, NULL);
+            return;
+        }
+    }
+    au__forward(b, line, len, q);
+}
+static void au__process_stdin(au_bridge *b) {
+    while (b->ipos < b->ilen && !au__queue_full(b) && b->phase != AU__DONE) {
+        const char *line;
+        size_t ll;
+        int kind;
+        b->ipos += au_lines_feed(&b->lines, b->ibuf + b->ipos, b->ilen - b->ipos, &kind, &line, &ll);
+        if (kind == AU_LINE_OK) au__client_line(b, line, ll);
+        else if (kind == AU_LINE_TOO_LONG) {
+            au_jsonrpc r;
+            char msg[160];
+            au_jsonrpc_scan(line, ll, &r);       /* the id, if it came before the cut */
+            snprintf(msg, sizeof msg, "Invalid Request: message over the %lu-byte limit (--max-message)",
+                     (unsigned long)b->lines.max_line);
+            au__log(b, AU_LOG_WARN, "stdin: a line over %lu bytes was skipped%s", (unsigned long)b->lines.max_line,
+                    au__id_usable(r.id) ? " and answered with an error" : "");
+            au__reply_error(b, au__id_usable(r.id) ? r.id.p : NULL, au__id_usable(r.id) ? r.id.len : 0, -32600, msg, NULL);
+        }
+    }
+}
+static void au__read_stdin(au_bridge *b) {
+    long n;
+    if (b->ipos < b->ilen || b->stdin_eof) return;
+    n = au__fd_read(b->d.in_fd, b->ibuf, AU__STDIN_CHUNK);
+    if (n > 0) { b->ipos = 0; b->ilen = (size_t)n; return; }
+    if (n < 0 && (AU__INTERRUPTED(AU__FD_ERRNO()) || AU__WOULD_BLOCK(AU__FD_ERRNO()))) return;
+    {   /* EOF (or an error, which ends the input just the same) */
+        const char *line;
+        size_t ll;
+        b->stdin_eof = 1;
+        au__log(b, AU_LOG_DEBUG, "stdin closed");
+        if (au_lines_finish(&b->lines, &line, &ll) == AU_LINE_OK) au__client_line(b, line, ll);
+    }
+}
+
+/* ---- messages from the daemon ---- */
+static void au__daemon_message(au_bridge *b, const au_ws_msg *m) {
+    const char *p = (const char *)m->data;
+    size_t n = m->len;
+    au_jsonrpc r;
+    int kind;
+    if (n && (memchr(p, '\n', n) || memchr(p, '\r', n))) {   /* pretty-printed: fold a copy */
+        b->scratch.off = b->scratch.len = 0;
+        if (au__buf_append(&b->scratch, p, n) != AU_OK) {
+            au__log(b, AU_LOG_ERROR, "out of memory folding a %lu-byte message; dropped", (unsigned long)n);
+            return;
+        }
+        au_json_fold((char *)b->scratch.p, n);
+        p = (const char *)b->scratch.p;
+    }
+    kind = au_jsonrpc_scan(p, n, &r);
+    if (kind < 0) {
+        char preview[100];
+        au__printable(preview, sizeof preview, p, n);
+        au__log(b, AU_LOG_WARN, "dropped a %s message from the daemon that is not JSON (%s at byte %lu): %s",
+                m->opcode == AU_OP_BINARY ? "binary" : "text", r.problem, (unsigned long)r.problem_at, preview);
+        au__buf_clear(&b->scratch);
+        return;
+    }
+    while (n && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) { p++; n--; }
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\n' || p[n - 1] == '\r')) n--;
+    if (kind == AU_RPC_RESPONSE) {
+        au__req *q = au__req_lookup(b, r.id);
+        if (!q || !q->sent) {
+            char id[80];
+            au__printable(id, sizeof id, r.id.p, r.id.len);
+            au__log(b, AU_LOG_WARN, "dropped an answer from the daemon for id %s: no request with that id is waiting", id);
+            au__buf_clear(&b->scratch);
+            return;
+        }
+        au__req_free(b, q);
+    }
+    au__emit(b, p, n);
+    au__buf_clear(&b->scratch);
+}
+
+/* ---- the connection's life ---- */
+static int au__seq_cmp(const void *a, const void *b2) {
+    uint64_t x = (*(au__req *const *)a)->seq, y = (*(au__req *const *)b2)->seq;
+    return x < y ? -1 : x > y;
+}
+/* in-flight requests of a dead connection: safe ones go back to the front
+   of the queue in their order, the rest get an error now */
+static void au__settle_inflight(au_bridge *b, const char *why, unsigned *failed, unsigned *resent) {
+    au__req **keep;
+    size_t i, nkeep = 0;
+    *failed = *resent = 0;
+    if (!b->inflight) return;
+    keep = (au__req **)ALWAYSUP_REALLOC(NULL, b->inflight * sizeof *keep);
+    for (i = 0; i < b->reqs_cap; i++) {
+        au__req *r = b->reqs[i];
+        while (r) {
+            au__req *next = r->next;
+            if (r->sent) {
+                if (r->safe && r->msg && keep) { keep[nkeep++] = r; }
+                else {
+                    char msg[400];
+                    snprintf(msg, sizeof msg, "alwaysup: the connection to the daemon was lost before it answered (%s); "
+                             "the request may or may not have run", why);
+                    au__req_fail(b, r, msg, "{\"reason\":\"connection_lost\"}");
+                    (*failed)++;
+                }
+            }
+            r = next;
+        }
+    }
+    if (keep) {
+        qsort(keep, nkeep, sizeof *keep, au__seq_cmp);
+        for (i = nkeep; i-- > 0;) {
+            au__req *r = keep[i];
+            r->sent = 0;
+            b->inflight--;
+            r->msg->t = b->now;
+            au__q_insert(b, r->msg, b->q_head);
+        }
+        *resent = (unsigned)nkeep;
+        ALWAYSUP_FREE(keep);
+    }
+}
+static void au__check_exit(au_bridge *b);
+static void au__attempt(au_bridge *b) {
+    b->conn = AU__CONNECTING;
+    b->attempts++;
+    au__log(b, AU_LOG_DEBUG, "connecting to %s (attempt %u)", b->safe_url, b->attempts);
+    au_client_connect(&b->client, b->now);
+}
+static void au__on_open(au_bridge *b) {
+    size_t queued = b->q_count;
+    b->conn = AU__UP;
+    b->up_since = b->now;
+    b->ping_sent_at = 0;
+    b->healthy = 0;
+    if (!b->reconnects++)
+        au__log(b, AU_LOG_INFO, "connected to %s (%s)%s", b->safe_url, b->client.peer,
+                b->client.ws.subprotocol[0] ? ", subprotocol accepted" : "");
+    else
+        au__log(b, AU_LOG_INFO, "reconnected after %u attempt%s, %.1f s down, %lu queued message%s sent", b->attempts,
+                b->attempts == 1 ? "" : "s", au__secs(b->now - b->down_since), (unsigned long)queued, queued == 1 ? "" : "s");
+    b->attempts = 0;
+    b->first_failure_logged = 0;
+    au__flush_queue(b);
+}
+static void au__on_down(au_bridge *b, const char *why) {
+    double delay;
+    if (b->conn == AU__UP) {
+        unsigned failed, resent;
+        b->down_since = b->now;
+        b->attempts = 0;
+        au__settle_inflight(b, why, &failed, &resent);
+        au__log(b, AU_LOG_WARN, "connection to %s lost: %s (%u in-flight request%s answered with an error, %u to re-send)",
+                b->safe_url, why, failed, failed == 1 ? "" : "s", resent);
+    } else if (!b->first_failure_logged) {
+        au__log(b, AU_LOG_WARN, "cannot reach %s: %s; retrying until it is back", b->safe_url, why);
+        b->first_failure_logged = 1;
+    } else if (b->attempts % 10 == 0) {
+        au__log(b, AU_LOG_INFO, "still trying (attempt %u, down %.1f s): %s", b->attempts,
+                au__secs(b->now - b->down_since), why);
+    } else {
+        au__log(b, AU_LOG_DEBUG, "attempt %u failed: %s", b->attempts, why);
+    }
+    snprintf(b->last_error, sizeof b->last_error, "%s", why);
+    b->conn = AU__DOWN;
+    {
+        double r01 = 0;
+        if (b->backoff.desc.jitter > 0) {
+            uint32_t x = 0;
+            au_random_bytes(&x, sizeof x);
+            r01 = (double)x / 4294967296.0;
+        }
+        delay = au_backoff_next(&b->backoff, r01);
+    }
+    b->retry_at = b->now + au__ms(delay);
+    au__log(b, AU_LOG_DEBUG, "next attempt in %.3f s", delay);
+    au__check_exit(b);
+}
+static void au__pump_client(au_bridge *b, int revents) {
+    au_ws_msg m;
+    int budget = 4096;                           /* keep stdin and timers fair under a flood */
+    while (budget-- > 0 && b->out.len - b->out.off < AU__BACKLOG && au_client_poll(&b->client, revents, b->now, &m)) {
+        switch (m.type) {
+        case AU_WS_OPENED:
+            au__on_open(b);
+            break;
+        case AU_WS_MESSAGE:
+            au__daemon_message(b, &m);
+            break;
+        case AU_WS_FAILURE:
+        case AU_WS_PEER_CLOSED:
+            if (b->phase == AU__CLOSING) break;  /* the close we asked for */
+            au__log(b, AU_LOG_DEBUG, "%s", m.reason);
+            {
+                char why[256];
+                snprintf(why, sizeof why, "%s", b->client.error);
+                au_client_drop(&b->client);
+                au__on_down(b, why);
+            }
+            return;
+        case AU_WS_DISCONNECTED:
+            if (b->phase == AU__CLOSING) { b->conn = AU__DOWN; break; }
+            au__on_down(b, m.reason);
+            return;
+        default:
+            break;                               /* pings are answered inside; pongs only prove life */
+        }
+    }
+}
+static void au__finish(au_bridge *b, double wait) {
+    b->phase = AU__CLOSING;
+    b->phase_deadline = b->now + au__ms(wait);
+    if (b->conn == AU__UP) au_client_close(&b->client, AU_CLOSE_NORMAL, NULL, b->now);
+    else { au_client_drop(&b->client); b->conn = AU__DOWN; }
+}
+static void au__drop_queue(au_bridge *b) {
+    while (b->q_head) {
+        au__msg *m = b->q_head;
+        if (m->req) au__req_free(b, m->req);
+        else { au__q_unlink(b, m); ALWAYSUP_FREE(m); }
+    }
+}
+static void au__check_exit(au_bridge *b) {
+    if (b->phase >= AU__CLOSING) return;
+    if (b->stdout_dead) { au__finish(b, 0.1); return; }
+    if (!b->stdin_eof || b->ipos < b->ilen) return;
+    if (!b->q_count && !b->inflight) { au__finish(b, 0.1); return; }
+    if (b->conn == AU__DOWN) {
+        au__log(b, AU_LOG_WARN, "stdin closed while the daemon is down: %lu queued message%s dropped (the client is gone)",
+                (unsigned long)b->q_count, b->q_count == 1 ? "" : "s");
+        au__drop_queue(b);
+        au__finish(b, 0.1);
+        return;
+    }
+    if (b->phase == AU__RUN) {
+        b->phase = AU__DRAIN;
+        b->phase_deadline = b->now + au__ms(b->d.drain_timeout);
+        au__log(b, AU_LOG_DEBUG, "stdin closed; waiting up to %.3g s for %lu answer%s", b->d.drain_timeout,
+                (unsigned long)(b->inflight + b->q_count), b->inflight + b->q_count == 1 ? "" : "s");
+    }
+}
+static void au__timers(au_bridge *b) {
+    au__msg *m, *next;
+    if (b->phase >= AU__CLOSING) {
+        if (b->now >= b->phase_deadline ||
+            (b->client.state == AU_CLIENT_IDLE && !(b->client.failed & AU__CLIENT_ENDED) && b->out.len == b->out.off))
+            b->phase = AU__DONE;
+        return;
+    }
+    if (b->phase == AU__DRAIN && b->now >= b->phase_deadline) {
+        au__log(b, AU_LOG_WARN, "drain timeout: %lu request%s still unanswered after stdin closed", (unsigned long)b->reqs_count,
+                b->reqs_count == 1 ? "" : "s");
+        au__finish(b, 0.1);
+        return;
+    }
+    if (b->conn == AU__DOWN && b->now >= b->retry_at) au__attempt(b);
+    if (b->conn == AU__UP) {
+        int64_t interval = au__ms(b->d.ping_interval), timeout = au__ms(b->d.ping_timeout);
+        if (!b->healthy && b->now - b->up_since >= au__ms(b->d.healthy_after)) {
+            au_backoff_reset(&b->backoff);         /* proven healthy: a later drop starts the schedule over */
+            b->healthy = 1;
+        }
+        if (interval > 0 && b->out.len - b->out.off < AU__BACKLOG) {
+            int64_t last = AU__MIN(b->client.last_rx, b->now);
+            if (b->ping_sent_at && last >= b->ping_sent_at) b->ping_sent_at = 0;
+            if (!b->ping_sent_at && b->now - last >= interval) {
+                au_client_send(&b->client, AU_OP_PING, "alwaysup", 8);
+                b->ping_sent_at = b->now;
+            } else if (b->ping_sent_at && timeout > 0 && b->now - b->ping_sent_at >= timeout) {
+                char why[160];
+                snprintf(why, sizeof why, "nothing received for %.3g s after a ping: the daemon seems frozen",
+                         au__secs(b->now - last));
+                au_client_drop(&b->client);
+                au__on_down(b, why);
+            }
+        }
+    }
+    for (m = b->q_head; m; m = next) {          /* queued requests wait at most queue_timeout */
+        next = m->next;
+        if (m->req && b->now - m->t >= au__ms(b->d.queue_timeout)) {
+            char msg[512], data[96];
+            double down = au__secs(b->now - b->down_since);
+            snprintf(msg, sizeof msg, "alwaysup: the daemon at %.150s is unreachable (%u attempt%s over %.1f s; last error: %.200s)",
+                     b->safe_url, b->attempts, b->attempts == 1 ? "" : "s", down, b->last_error[0] ? b->last_error : "none yet");
+            snprintf(data, sizeof data, "{\"reason\":\"daemon_unreachable\",\"attempts\":%u,\"down_seconds\":%.1f}",
+                     b->attempts, down);
+            au__log(b, AU_LOG_WARN, "request %s (id %.40s) waited %.1f s for the daemon; answered with an error",
+                    m->req->method, m->req->id, au__secs(b->now - m->t));
+            next = m->next;
+            au__req_fail(b, m->req, msg, data);
+        }
+    }
+}
+
+/* ---- public bridge API ---- */
+static int au__is_pipe_or_socket(au_socket_t fd) {
+#if defined(_WIN32)
+    (void)fd;
+    return 0;
+#else
+    struct stat st;
+    return fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+#endif
+}
+ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
+    au_client_desc cd;
+    int r, i;
+    memset(b, 0, sizeof *b);
+    b->in_flags = b->out_flags = -1;
+    if (!desc || !desc->url || !desc->url[0]) { snprintf(b->error, sizeof b->error, "no daemon URL given"); return AU_EINVAL; }
+    b->d = *desc;
+    if (!(b->d.connect_timeout > 0)) b->d.connect_timeout = 5;
+    if (!(b->d.handshake_timeout > 0)) b->d.handshake_timeout = 10;
+    if (!(b->d.healthy_after > 0)) b->d.healthy_after = 10;
+    if (b->d.ping_interval == 0) b->d.ping_interval = 20;
+    if (b->d.ping_timeout == 0) b->d.ping_timeout = 20;
+    if (!(b->d.queue_timeout > 0)) b->d.queue_timeout = 30;
+    if (!b->d.queue_max_bytes) b->d.queue_max_bytes = (size_t)64 << 20;
+    if (!b->d.queue_max_count) b->d.queue_max_count = 4096;
+    if (!b->d.max_message) b->d.max_message = AU__DEFAULT_MAX_MESSAGE;
+    if (b->d.max_message > (uint64_t)SIZE_MAX) b->d.max_message = (uint64_t)SIZE_MAX;
+    if (!(b->d.drain_timeout > 0)) b->d.drain_timeout = 2;
+    if (!(b->d.close_timeout > 0)) b->d.close_timeout = 1;
+    if (b->d.log_level <= 0) b->d.log_level = AU_LOG_INFO;
+    if (b->d.out_fd == 0) b->d.out_fd = 1;
+    /* subprotocols: NULL offers "mcp", "" none, "a, b" both */
+    snprintf(b->proto_buf, sizeof b->proto_buf, "%s", desc->subprotocol ? desc->subprotocol : "mcp");
+    {
+        char *p = b->proto_buf;
+        while (*p && b->num_protos < 8) {
+            char *e;
+            while (*p == ' ' || *p == ',') p++;
+            if (!*p) break;
+            b->protos[b->num_protos++] = p;
+            e = p;
+            while (*e && *e != ',') e++;
+            p = *e ? e + 1 : e;
+            *e = 0;
+            while (e > b->protos[b->num_protos - 1] && e[-1] == ' ') *--e = 0;
+        }
+        for (i = 0; i < b->num_protos; i++)
+            if (au_subprotocol_check(b->protos[i])) {
+                snprintf(b->error, sizeof b->error, "subprotocol '%s' is not a valid token", b->protos[i]);
+                return AU_EHEADER;
+            }
+    }
+    for (i = 0; i < desc->num_headers; i++) {
+        const char *why = au_header_check(desc->headers[i].name, desc->headers[i].value);
+        if (why) {
+            char name[64];
+            au__printable(name, sizeof name, desc->headers[i].name ? desc->headers[i].name : "",
+                          desc->headers[i].name ? strlen(desc->headers[i].name) : 0);
+            snprintf(b->error, sizeof b->error, "header '%s' refused: %s", name, why);
+            return AU_EHEADER;
+        }
+    }
+    memset(&cd, 0, sizeof cd);
+    cd.url = desc->url;
+    cd.subprotocols = b->protos;
+    cd.num_subprotocols = b->num_protos;
+    cd.headers = desc->headers;
+    cd.num_headers = desc->num_headers;
+    cd.max_message = b->d.max_message;
+    cd.connect_timeout = b->d.connect_timeout;
+    cd.handshake_timeout = b->d.handshake_timeout;
+    cd.close_timeout = b->d.close_timeout;
+    r = au_client_init(&b->client, &cd);
+    if (r != AU_OK) {
+        char u[120];
+        au__printable(u, sizeof u, desc->url, strlen(desc->url));
+        snprintf(b->error, sizeof b->error, "bad URL '%s': %s", u, au_strerror(r));
+        return r;
+    }
+    /* the URL as logged: no query, which may hold a token */
+    snprintf(b->safe_url, sizeof b->safe_url, "ws://%s%s%s:%u%.*s%s", b->client.url.ipv6 ? "[" : "", b->client.url.host,
+             b->client.url.ipv6 ? "]" : "", (unsigned)b->client.url.port,
+             (int)strcspn(b->client.url.path, "?"), b->client.url.path, strchr(b->client.url.path, '?') ? "?..." : "");
+    {
+        uint8_t rnd[6];
+        char hex[13];
+        size_t k;
+        if (au_random_bytes(rnd, sizeof rnd) != AU_OK) memset(rnd, 0x5a, sizeof rnd);
+        for (k = 0; k < 6; k++) snprintf(hex + 2 * k, 3, "%02x", rnd[k]);
+        snprintf(b->id_prefix, sizeof b->id_prefix, "alwaysup-%s-", hex);
+    }
+    au_backoff_init(&b->backoff, &b->d.backoff);
+    au_lines_init(&b->lines, (size_t)b->d.max_message);
+    b->ibuf = (uint8_t *)ALWAYSUP_REALLOC(NULL, AU__STDIN_CHUNK);
+    if (!b->ibuf || au__req_grow(b) != AU_OK) { snprintf(b->error, sizeof b->error, "out of memory"); au_bridge_free(b); return AU_ENOMEM; }
+    if (b->d.log_file && b->d.log_file[0]) {
+        b->log_file = fopen(b->d.log_file, "a");
+        if (!b->log_file) {
+            snprintf(b->error, sizeof b->error, "cannot open log file '%s': %s", b->d.log_file, strerror(errno));
+            au_bridge_free(b);
+            return AU_EINVAL;
+        }
+    }
+#if !defined(_WIN32)
+    /* pipes and sockets become non-blocking (ours alone); a terminal or file stays as is */
+    if (au__is_pipe_or_socket(b->d.in_fd)) {
+        b->in_flags = fcntl(b->d.in_fd, F_GETFL, 0);
+        if (b->in_flags >= 0) fcntl(b->d.in_fd, F_SETFL, b->in_flags | O_NONBLOCK);
+    }
+    if (b->d.out_fd != b->d.in_fd && au__is_pipe_or_socket(b->d.out_fd)) {
+        b->out_flags = fcntl(b->d.out_fd, F_GETFL, 0);
+        if (b->out_flags >= 0) fcntl(b->d.out_fd, F_SETFL, b->out_flags | O_NONBLOCK);
+    }
+#endif
+    b->now = au_now_ms();
+    b->down_since = b->now;
+    b->retry_at = b->now;                     /* first attempt at once */
+    b->last_early = b->now - AU__EARLY_GAP;
+    b->conn = AU__DOWN;
+    b->phase = AU__RUN;
+    return AU_OK;
+}
+ALWAYSUP_DEF int au_bridge_pollfds(au_bridge *b, au_pollfd *fds, int max) {
+    int n = 0, ev;
+    if (b->phase == AU__DONE) return 0;
+    if (n < max && !b->stdin_eof && b->ipos >= b->ilen && !au__queue_full(b) && b->phase == AU__RUN) {
+        fds[n].fd = b->d.in_fd; fds[n].events = AU_POLLIN; fds[n].revents = 0; n++;
+    }
+    if (n < max && b->out.len > b->out.off) {
+        fds[n].fd = b->d.out_fd; fds[n].events = AU_POLLOUT; fds[n].revents = 0; n++;
+    }
+    ev = au_client_events(&b->client);
+    if (b->out.len - b->out.off >= AU__BACKLOG) ev &= ~AU_POLLIN;   /* the client reads slowly: so do we */
+    if (n < max && ev && b->client.sock != AU_INVALID_SOCKET) {
+        fds[n].fd = b->client.sock; fds[n].events = ev; fds[n].revents = 0; n++;
+    }
+    return n;
+}
+ALWAYSUP_DEF int au_bridge_timeout(au_bridge *b) {
+    int64_t now = au_now_ms(), next = -1, t;
+    au__msg *m;
+#define AU__SOON(x) do { t = (x); if (t >= 0 && (next < 0 || t < next)) next = t; } while (0)
+    if (b->phase == AU__DONE) return 0;
+    if (b->ipos < b->ilen && !au__queue_full(b)) return 0;
+    if (b->conn == AU__DOWN && b->phase < AU__CLOSING) AU__SOON(b->retry_at);
+    if (b->out.len - b->out.off < AU__BACKLOG || b->client.state != AU_CLIENT_OPEN) AU__SOON(au_client_deadline(&b->client));
+    if (b->conn == AU__UP && b->phase < AU__CLOSING) {
+        if (!b->healthy) AU__SOON(b->up_since + au__ms(b->d.healthy_after));
+        if (b->d.ping_interval > 0 && b->out.len - b->out.off < AU__BACKLOG) {
+            if (!b->ping_sent_at) AU__SOON(b->client.last_rx + au__ms(b->d.ping_interval));
+            else if (b->d.ping_timeout > 0) AU__SOON(AU__MIN(b->ping_sent_at + au__ms(b->d.ping_timeout), now + 1000));
+        }
+    }
+    for (m = b->q_head; m; m = m->next)
+        if (m->req) { AU__SOON(m->t + au__ms(b->d.queue_timeout)); break; }   /* oldest request first */
+    if (b->phase != AU__RUN) AU__SOON(b->phase_deadline);
+#undef AU__SOON
+    if (next < 0) return -1;
+    return next <= now ? 0 : (int)AU__MIN(next - now, (int64_t)0x7FFFFFFF);
+}
+ALWAYSUP_DEF int au_bridge_step(au_bridge *b, const au_pollfd *fds, int n) {
+    int i, in_ev = 0, out_ev = 0, sock_ev = 0;
+    b->now = au_now_ms();
+    for (i = 0; i < n; i++) {
+        if (!fds[i].revents) continue;
+        if (fds[i].fd == b->client.sock && b->client.sock != AU_INVALID_SOCKET) sock_ev |= fds[i].revents;
+        else {
+            if (fds[i].fd == b->d.in_fd && (fds[i].events & AU_POLLIN)) in_ev = 1;
+            if (fds[i].fd == b->d.out_fd && (fds[i].events & AU_POLLOUT)) out_ev = 1;
+        }
+    }
+    if (out_ev) au__flush_stdout(b);
+    if (in_ev) au__read_stdin(b);
+    au__process_stdin(b);
+    if (b->out.len - b->out.off < AU__BACKLOG || b->client.state != AU_CLIENT_OPEN) au__pump_client(b, sock_ev);
+    if (b->phase == AU__DONE) return 0;
+    au__timers(b);
+    au__flush_queue(b);
+    au__check_exit(b);
+    if (b->phase >= AU__CLOSING) au__timers(b);   /* may already be done */
+    return b->phase != AU__DONE;
+}
+ALWAYSUP_DEF void au_bridge_stop(au_bridge *b) {
+    size_t i;
+    b->now = au_now_ms();
+    if (b->phase >= AU__CLOSING) { b->phase = AU__DONE; return; }   /* asked twice: go now */
+    au__log(b, AU_LOG_INFO, "stopping: %lu pending request%s answered with an error", (unsigned long)b->reqs_count,
+            b->reqs_count == 1 ? "" : "s");
+    for (i = 0; i < b->reqs_cap; i++)
+        while (b->reqs[i]) au__req_fail(b, b->reqs[i], "alwaysup is shutting down; the request was not answered", NULL);
+    au__drop_queue(b);
+    au__flush_stdout(b);
+    au__finish(b, b->d.close_timeout);
+}
+ALWAYSUP_DEF void au_bridge_free(au_bridge *b) {
+    size_t i;
+    for (i = 0; i < b->reqs_cap; i++)
+        while (b->reqs[i]) au__req_free(b, b->reqs[i]);
+    au__drop_queue(b);
+    ALWAYSUP_FREE(b->reqs);
+    b->reqs = NULL;
+    b->reqs_cap = 0;
+    au_client_free(&b->client);
+    au_lines_free(&b->lines);
+    au__buf_free(&b->out);
+    au__buf_free(&b->scratch);
+    ALWAYSUP_FREE(b->ibuf);
+    b->ibuf = NULL;
+    if (b->log_file) fclose((FILE *)b->log_file);
+    b->log_file = NULL;
+#if !defined(_WIN32)
+    if (b->in_flags >= 0) fcntl(b->d.in_fd, F_SETFL, b->in_flags);
+    if (b->out_flags >= 0) fcntl(b->d.out_fd, F_SETFL, b->out_flags);
+#endif
+    b->in_flags = b->out_flags = -1;
+}
+
+/* ---- au_bridge_run: the whole shim ---- */
+#if !defined(_WIN32)
+/* The one piece of process-wide state: a signal can only reach us here. */
+static volatile sig_atomic_t au__signal_count;
+static int au__signal_pipe = -1;
+static void au__on_signal(int sig) {
+    int e = errno;
+    (void)sig;
+    au__signal_count++;
+    if (au__signal_pipe >= 0) { ssize_t w = write(au__signal_pipe, "s", 1); (void)w; }
+    errno = e;
+}
+#endif
+ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc) {
+    au_bridge *b = (au_bridge *)ALWAYSUP_REALLOC(NULL, sizeof *b);
+    int code;
+#if !defined(_WIN32)
+    struct sigaction sa, old_int, old_term, old_pipe;
+    int sp[2] = { -1, -1 };
+    sig_atomic_t seen = 0;
+#endif
+    if (!b) { fputs("alwaysup: out of memory\n", stderr); return 2; }
+    if (au_bridge_init(b, desc) != AU_OK) {
+        fprintf(stderr, "alwaysup: %s\n", b->error);
+        ALWAYSUP_FREE(b);
+        return 2;
+    }
+#if !defined(_WIN32)
+    if (pipe(sp) == 0) {
+        au__sock_nonblock(sp[0]);
+        au__sock_nonblock(sp[1]);
+        au__signal_pipe = sp[1];
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = au__on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, &old_pipe);
+#endif
+    for (;;) {
+        au_pollfd fds[4];
+        AU__POLLFD pfd[5];
+        int n = au_bridge_pollfds(b, fds, 4), i, np = n, timeout = au_bridge_timeout(b);
+        for (i = 0; i < n; i++) {
+            pfd[i].fd = (au__socket)fds[i].fd;
+            pfd[i].events = (short)(((fds[i].events & AU_POLLIN) ? POLLIN : 0) | ((fds[i].events & AU_POLLOUT) ? POLLOUT : 0));
+            pfd[i].revents = 0;
+        }
+#if !defined(_WIN32)
+        if (sp[0] >= 0) { pfd[np].fd = sp[0]; pfd[np].events = POLLIN; pfd[np].revents = 0; np++; }
+#endif
+        if (AU__POLL(pfd, np, timeout) < 0 && !AU__INTERRUPTED(AU__SOCK_ERRNO())) {
+            au__log(b, AU_LOG_ERROR, "poll failed: %s", strerror(errno));
+            break;
+        }
+        for (i = 0; i < n; i++) {
+            int re = pfd[i].revents;
+            fds[i].revents = ((re & POLLIN) ? AU_POLLIN : 0) | ((re & POLLOUT) ? AU_POLLOUT : 0) |
+                             ((re & (POLLERR | POLLHUP | POLLNVAL)) ? AU_POLLERR | (fds[i].events & AU_POLLIN) : 0);
+        }
+#if !defined(_WIN32)
+        if (au__signal_count != seen) {
+            char drain[16];
+            while (read(sp[0], drain, sizeof drain) > 0) {}
+            seen = au__signal_count;
+            au_bridge_stop(b);
+        }
+#endif
+        if (!au_bridge_step(b, fds, n)) break;
+    }
+    code = b->exit_code;
+    au_bridge_free(b);
+    ALWAYSUP_FREE(b);
+#if !defined(_WIN32)
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    au__signal_pipe = -1;
+    if (sp[0] >= 0) { close(sp[0]); close(sp[1]); }
+#endif
+    return code;
 }
 
 #endif /* ALWAYSUP_IMPLEMENTATION_DONE */

@@ -826,6 +826,8 @@ static void test_lines(void) {
         CHECK_STR(LINES(mode, "12345\n123456\nok\n", 5), "12345|TOOLONG[5]123|ok");
         CHECK_STR(LINES(mode, "1234567890abc\nnext\n1234567", 5), "TOOLONG[5]123|next|TOOLONG[5]123");
         CHECK_STR(LINES(mode, "ab\n1234567890", 5), "ab|TOOLONG[5]123");
+        CHECK_STR(LINES(mode, "abcde\r\nabcdef\r\nabcde\r", 5), "abcde|TOOLONG[5]abc|EOF:abcde");  /* CR is not content */
+        CHECK_STR(LINES(mode, "abcde\rx\nok\n", 5), "TOOLONG[5]abc|ok");
         /* long lines across many chunks */
         memset(big, 'x', sizeof big);
         big[100000] = '\n';
@@ -887,6 +889,8 @@ static void test_jsonrpc(void) {
     CHECK_INT(scan("{\"error\":{\"code\":-32600,\"message\":\"x\"},\"id\":7}", &r), AU_RPC_RESPONSE);
     CHECK_MEM(r.error.p, r.error.len, "{\"code\":-32600,\"message\":\"x\"}");
     CHECK_INT(scan("[{\"id\":1,\"method\":\"a\"},{\"method\":\"b\"}]", &r), AU_RPC_BATCH);
+    CHECK_INT(scan(" \n\t[ ]", &r), AU_RPC_INVALID);     /* empty batch after whitespace */
+    CHECK_INT(scan(" [1]", &r), AU_RPC_BATCH);
     /* duplicate keys: the later one wins, as in JSON.parse */
     CHECK_INT(scan("{\"id\":1,\"method\":\"a\",\"id\":2}", &r), AU_RPC_REQUEST);
     CHECK_MEM(r.id.p, r.id.len, "2");
@@ -917,8 +921,22 @@ static void test_jsonrpc(void) {
             if (k != AU_EINVAL) fprintf(stderr, "bad json accepted: %s\n", bad[i]);
             CHECK_INT(k, AU_EINVAL);
             CHECK(r.problem != NULL);
-            CHECK(r.id.p == NULL && r.method.p == NULL);
+            CHECK(r.method.p == NULL && r.params.p == NULL && r.result.p == NULL);
+            if (strcmp(bad[i], "{\"id\":1,}") == 0) CHECK_MEM(r.id.p, r.id.len, "1");
+            else CHECK(r.id.p == NULL);
         }
+    }
+    {   /* broken JSON: id and method survive when they were whole before the damage */
+        CHECK_INT(scan("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"a\":\"\xff\"}}", &r), AU_EINVAL);
+        CHECK_MEM(r.id.p, r.id.len, "7"); CHECK(au_json_string_eq(r.method, "tools/call"));
+        CHECK_INT(scan("{\"id\":\"x\",\"params\":{\"big\":\"trunc", &r), AU_EINVAL);
+        CHECK_MEM(r.id.p, r.id.len, "\"x\"");
+        CHECK_INT(scan("{\"id\":01,\"method\":\"a\"}", &r), AU_EINVAL);    /* "0" must not pass for 01 */
+        CHECK(r.id.p == NULL);
+        CHECK_INT(scan("{\"params\":{\"id\":5},\"x\":", &r), AU_EINVAL);   /* nested ids never count */
+        CHECK(r.id.p == NULL);
+        CHECK_INT(scan("{\"id\":5", &r), AU_EINVAL);                        /* not known to be whole */
+        CHECK(r.id.p == NULL);
     }
     {   /* NUL inside a line is not JSON; explicit lengths never read past */
         CHECK_INT(au_jsonrpc_scan("{\"a\":1}\0{", 9, &r), AU_EINVAL);
