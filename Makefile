@@ -8,9 +8,16 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 B       := build
 HDR     := alwaysup.h
 
-.PHONY: all test check-symbols clean
+.PHONY: all test check-symbols demo clean
 
-all: $(B)/unit
+all: $(B)/alwaysup $(B)/testd
+
+$(B)/alwaysup: examples/alwaysup.c $(HDR) | $(B)
+	$(CC) $(STRICT) $(OPT) -I. $< -o $@
+$(B)/alwaysup-asan: examples/alwaysup.c $(HDR) | $(B)
+	$(CC) $(STRICT) -O1 -g $(SAN) -I. $< -o $@
+$(B)/testd: tools/testd.c $(HDR) | $(B)
+	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Wshadow $(OPT) -I. $< -o $@
 
 # build/ ignores itself, so the top level needs no .gitignore
 $(B):
@@ -46,6 +53,10 @@ check-symbols: | $(B)
 
 test:
 	@bash tests/run.sh
+
+# the daemon restarted under a live session, in about ten seconds
+demo: $(B)/alwaysup $(B)/testd
+	@/usr/bin/env python3 tools/demo.py
 
 clean:
 	rm -rf $(B)

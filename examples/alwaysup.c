@@ -1,0 +1,262 @@
+/* alwaysup: the shim. Sits on an MCP client's stdio and keeps a WebSocket
+   daemon connected behind it, across restarts, forever.
+
+     build/alwaysup [options] [ws://host:port/path]
+
+   Every option also reads an ALWAYSUP_* environment variable; flags win.
+   Exit status: 0 after stdin EOF or SIGINT/SIGTERM, 2 for a bad URL or flag. */
+#define ALWAYSUP_IMPLEMENTATION
+#include "../alwaysup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_HEADERS 64
+
+enum { SECONDS, SECONDS_OR_OFF, FACTOR, FRACTION, BYTES, BYTES64, LEVEL, TEXT };
+
+typedef struct option {
+    const char *flag;     /* long name without "--" */
+    const char *env;      /* ALWAYSUP_* variable */
+    int kind;
+    void *target;
+    const char *arg, *help;
+} option;
+
+static void die(const char *fmt, const char *a, const char *b) {
+    fputs("alwaysup: ", stderr);
+    fprintf(stderr, fmt, a, b);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+static double parse_number(const char *name, const char *text) {
+    char *end;
+    double v;
+    errno = 0;
+    v = strtod(text, &end);
+    if (!*text || *end || errno || v != v || v < 0 || v > 1e9) die("%s: '%s' is not a non-negative number", name, text);
+    return v;
+}
+static void set_option(const option *o, const char *name, const char *text) {
+    switch (o->kind) {
+    case SECONDS: {
+        double v = parse_number(name, text);
+        if (v <= 0) die("%s: '%s' must be more than 0 seconds", name, text);
+        *(double *)o->target = v;
+        break;
+    }
+    case SECONDS_OR_OFF: {                        /* 0 switches the feature off */
+        double v = parse_number(name, text);
+        *(double *)o->target = v > 0 ? v : -1;
+        break;
+    }
+    case FACTOR: {
+        double v = parse_number(name, text);
+        if (v < 1) die("%s: '%s' must be 1 or more", name, text);
+        *(double *)o->target = v;
+        break;
+    }
+    case FRACTION: {
+        double v = parse_number(name, text);
+        if (v > 1) die("%s: '%s' must be between 0 and 1", name, text);
+        *(double *)o->target = v;
+        break;
+    }
+    case BYTES:
+    case BYTES64: {                               /* 1048576, 512K, 64M, 1G, 64MiB */
+        char *end;
+        unsigned long long v;
+        int shift = 0;
+        errno = 0;
+        v = strtoull(text, &end, 10);
+        if (end == text || errno || text[0] == '-') die("%s: '%s' is not a byte count", name, text);
+        if (*end == 'K' || *end == 'k') shift = 10;
+        else if (*end == 'M' || *end == 'm') shift = 20;
+        else if (*end == 'G' || *end == 'g') shift = 30;
+        if (shift) { end++; if (*end == 'i') end++; }
+        if (*end == 'B') end++;
+        if (*end || v == 0 || v > (1ull << (40 - shift))) die("%s: '%s' is not a byte count from 1 to 1T", name, text);
+        v <<= shift;
+        if (o->kind == BYTES64) *(uint64_t *)o->target = v;
+        else *(size_t *)o->target = (size_t)v;
+        break;
+    }
+    case LEVEL: {
+        static const char *const names[] = { "error", "warn", "info", "debug" };
+        int i;
+        for (i = 0; i < 4; i++)
+            if (strcmp(text, names[i]) == 0) { *(int *)o->target = i + 1; return; }
+        die("%s: '%s' is not one of error, warn, info, debug", name, text);
+        break;
+    }
+    default:
+        *(const char **)o->target = text;
+    }
+}
+
+/* "Name: value" */
+static void add_header(au_header *h, int *n, char *spec, const char *from) {
+    char *colon = strchr(spec, ':');
+    char *v;
+    const char *why;
+    if (!colon) die("%s: '%s' is not 'Name: value'", from, spec);
+    if (*n >= MAX_HEADERS) die("%s: more than %s headers", from, "64");
+    *colon = 0;
+    v = colon + 1;
+    while (*v == ' ' || *v == '\t') v++;
+    why = au_header_check(spec, v);
+    if (why) die("header refused: %s (%s)", why, spec);
+    h[*n].name = spec;
+    h[*n].value = v;
+    (*n)++;
+}
+/* "Name=VAR": the value comes from the environment and is never printed */
+static void add_header_env(au_header *h, int *n, char *spec, const char *from) {
+    char *eq = strchr(spec, '=');
+    const char *v, *why;
+    if (!eq || eq == spec || !eq[1]) die("%s: '%s' is not 'Name=VARIABLE'", from, spec);
+    if (*n >= MAX_HEADERS) die("%s: more than %s headers", from, "64");
+    *eq = 0;
+    v = getenv(eq + 1);
+    if (!v) die("%s: environment variable %s is not set", from, eq + 1);
+    why = au_header_check(spec, v);
+    if (why) die("header %s from the environment refused: %s", spec, why);
+    h[*n].name = spec;
+    h[*n].value = v;
+    (*n)++;
+}
+
+static void usage(const option *opts, size_t n) {
+    size_t i;
+    printf("alwaysup %s: keep an MCP client connected to a WebSocket daemon that comes and goes.\n\n"
+           "usage: alwaysup [options] [URL]\n\n"
+           "URL is ws://host[:port][/path][?query]. Without one: $ALWAYSUP_URL, else\n"
+           "ws://$EXAI_WS_HOST:$EXAI_WS_PORT, else ws://127.0.0.1:8079.\n\n"
+           "The shim never exits because of the daemon: it retries forever, queues\n"
+           "messages while the daemon is down and answers every request exactly once.\n"
+           "It exits on stdin EOF, SIGINT/SIGTERM, or a bad option (status 2).\n\n"
+           "options (durations in seconds, decimals allowed; sizes take K, M, G):\n"
+           "  -H, --header 'Name: value'    extra handshake header, repeatable (ALWAYSUP_HEADER,\n"
+           "                                one per line); values never appear in logs\n"
+           "  --header-env 'Name=VAR'       header whose value is read from $VAR, repeatable\n"
+           "                                (ALWAYSUP_HEADER_ENV, one per line)\n",
+           ALWAYSUP_VERSION_STRING);
+    for (i = 0; i < n; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s %s", opts[i].flag, opts[i].arg);
+        printf("  %-29s %s (%s)\n", left, opts[i].help, opts[i].env);
+    }
+    printf("  --help                        this text\n"
+           "  --version                     print the version\n\n"
+           "example MCP client configuration:\n"
+           "  { \"command\": \"/path/to/alwaysup\", \"args\": [\"ws://127.0.0.1:8079\"] }\n");
+}
+
+int main(int argc, char **argv) {
+    au_bridge_desc d;
+    static au_header headers[MAX_HEADERS];
+    int nh = 0, i;
+    size_t k;
+    const char *url = NULL;
+    char default_url[300];
+    char *env_copy;
+    option opts[] = {
+        { "subprotocol", "ALWAYSUP_SUBPROTOCOL", TEXT, NULL, "NAME", "subprotocol to offer; '' offers none [mcp]" },
+        { "connect-timeout", "ALWAYSUP_CONNECT_TIMEOUT", SECONDS, NULL, "S", "TCP connect timeout per address [5]" },
+        { "handshake-timeout", "ALWAYSUP_HANDSHAKE_TIMEOUT", SECONDS, NULL, "S", "wait for the 101 answer [10]; also EXAI_WS_HANDSHAKE_TIMEOUT" },
+        { "backoff-initial", "ALWAYSUP_BACKOFF_INITIAL", SECONDS, NULL, "S", "first retry delay [0.25]" },
+        { "backoff-factor", "ALWAYSUP_BACKOFF_FACTOR", FACTOR, NULL, "F", "delay growth per attempt [1.5]" },
+        { "backoff-max", "ALWAYSUP_BACKOFF_MAX", SECONDS, NULL, "S", "longest retry delay [5]" },
+        { "backoff-jitter", "ALWAYSUP_BACKOFF_JITTER", FRACTION, NULL, "F", "cut each delay by up to this fraction [0]" },
+        { "healthy-after", "ALWAYSUP_HEALTHY_AFTER", SECONDS, NULL, "S", "uptime before the backoff starts over [10]" },
+        { "ping-interval", "ALWAYSUP_PING_INTERVAL", SECONDS_OR_OFF, NULL, "S", "ping after this much silence; 0: never [20]" },
+        { "ping-timeout", "ALWAYSUP_PING_TIMEOUT", SECONDS_OR_OFF, NULL, "S", "declare the daemon dead after this long; 0: off [20]" },
+        { "queue-timeout", "ALWAYSUP_QUEUE_TIMEOUT", SECONDS, NULL, "S", "answer a queued request with an error after [30]" },
+        { "queue-max-bytes", "ALWAYSUP_QUEUE_MAX_BYTES", BYTES, NULL, "N", "queue size before stdin waits [64M]" },
+        { "queue-max-count", "ALWAYSUP_QUEUE_MAX_COUNT", BYTES, NULL, "N", "queued messages before stdin waits [4096]" },
+        { "max-message", "ALWAYSUP_MAX_MESSAGE", BYTES64, NULL, "M", "largest message either way [256M]" },
+        { "drain-timeout", "ALWAYSUP_DRAIN_TIMEOUT", SECONDS, NULL, "S", "wait for answers after stdin EOF [2]" },
+        { "close-timeout", "ALWAYSUP_CLOSE_TIMEOUT", SECONDS, NULL, "S", "wait for the close reply on SIGTERM [1]" },
+        { "log-level", "ALWAYSUP_LOG_LEVEL", LEVEL, NULL, "L", "error, warn, info or debug [info]" },
+        { "log-file", "ALWAYSUP_LOG_FILE", TEXT, NULL, "PATH", "also append logs to this file" },
+    };
+    const size_t nopts = sizeof opts / sizeof opts[0];
+
+    memset(&d, 0, sizeof d);
+    opts[0].target = &d.subprotocol;
+    opts[1].target = &d.connect_timeout;
+    opts[2].target = &d.handshake_timeout;
+    opts[3].target = &d.backoff.initial;
+    opts[4].target = &d.backoff.factor;
+    opts[5].target = &d.backoff.max;
+    opts[6].target = &d.backoff.jitter;
+    opts[7].target = &d.healthy_after;
+    opts[8].target = &d.ping_interval;
+    opts[9].target = &d.ping_timeout;
+    opts[10].target = &d.queue_timeout;
+    opts[11].target = &d.queue_max_bytes;
+    opts[12].target = &d.queue_max_count;
+    opts[13].target = &d.max_message;
+    opts[14].target = &d.drain_timeout;
+    opts[15].target = &d.close_timeout;
+    opts[16].target = &d.log_level;
+    opts[17].target = &d.log_file;
+
+    /* environment first, so flags override it */
+    if (getenv("EXAI_WS_HANDSHAKE_TIMEOUT")) set_option(&opts[2], "EXAI_WS_HANDSHAKE_TIMEOUT", getenv("EXAI_WS_HANDSHAKE_TIMEOUT"));
+    for (k = 0; k < nopts; k++) {
+        const char *v = getenv(opts[k].env);
+        if (v && *v) set_option(&opts[k], opts[k].env, v);
+    }
+    if ((env_copy = getenv("ALWAYSUP_HEADER")) != NULL && *env_copy) {
+        char *line = strtok(strdup(env_copy), "\n");
+        for (; line; line = strtok(NULL, "\n")) add_header(headers, &nh, line, "ALWAYSUP_HEADER");
+    }
+    if ((env_copy = getenv("ALWAYSUP_HEADER_ENV")) != NULL && *env_copy) {
+        char *line = strtok(strdup(env_copy), "\n");
+        for (; line; line = strtok(NULL, "\n")) add_header_env(headers, &nh, line, "ALWAYSUP_HEADER_ENV");
+    }
+
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        char name[64];
+        size_t nl;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(opts, nopts); return 0; }
+        if (strcmp(a, "--version") == 0) { printf("alwaysup %s\n", ALWAYSUP_VERSION_STRING); return 0; }
+        if (strcmp(a, "-H") == 0 || strcmp(a, "--header") == 0 || strcmp(a, "--header-env") == 0) {
+            if (i + 1 >= argc) die("%s needs a value%s", a, "");
+            if (strcmp(a, "--header-env") == 0) add_header_env(headers, &nh, argv[++i], a);
+            else add_header(headers, &nh, argv[++i], a);
+            continue;
+        }
+        if (strncmp(a, "--header=", 9) == 0) { add_header(headers, &nh, argv[i] + 9, "--header"); continue; }
+        if (strncmp(a, "--header-env=", 13) == 0) { add_header_env(headers, &nh, argv[i] + 13, "--header-env"); continue; }
+        if (a[0] != '-' || a[1] == 0) {
+            if (url) die("more than one URL given ('%s' and '%s')", url, a);
+            url = a;
+            continue;
+        }
+        if (a[1] != '-') die("unknown option '%s' (see --help)%s", a, "");
+        nl = strcspn(a + 2, "=");
+        snprintf(name, sizeof name, "%.*s", (int)nl, a + 2);
+        for (k = 0; k < nopts; k++) if (strcmp(name, opts[k].flag) == 0) break;
+        if (k == nopts) die("unknown option '%s' (see --help)%s", a, "");
+        if (a[2 + nl] == '=') val = a + 3 + nl;
+        else if (i + 1 < argc) val = argv[++i];
+        else die("--%s needs a value%s", name, "");
+        set_option(&opts[k], a, val);
+    }
+    if (!url) url = getenv("ALWAYSUP_URL");
+    if (!url || !*url) {
+        const char *host = getenv("EXAI_WS_HOST"), *port = getenv("EXAI_WS_PORT");
+        snprintf(default_url, sizeof default_url, "ws://%s:%s", host && *host ? host : "127.0.0.1", port && *port ? port : "8079");
+        url = default_url;
+    }
+    d.url = url;
+    d.headers = headers;
+    d.num_headers = nh;
+    return au_bridge_run(&d);
+}
