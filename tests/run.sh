@@ -71,6 +71,12 @@ if have clang; then
     suite unit-clang sh -c "$MAKE -s build/unit-clang CLANG=clang && build/unit-clang"
 else skip unit-clang "clang not installed"; fi
 
+echo "== integration (build/alwaysup between a scripted client and build/testd)"
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+suite build-shim $MAKE -s build/alwaysup build/testd
+suite integration "$PY" tests/integration.py
+
 echo
 if [ ${#FAILED_SUITES[@]} -gt 0 ]; then echo "failed suites: ${FAILED_SUITES[*]}"; fi
 echo "$PASS passed, $FAIL failed"

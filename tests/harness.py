@@ -1,0 +1,285 @@
+"""Shared pieces of the integration tests: the test daemon, the shim under a
+scripted client, and a check counter. Standard library only."""
+import json
+import os
+import queue
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+SHIM = os.environ.get("ALWAYSUP_BIN", os.path.join(BUILD, "alwaysup"))
+TESTD = os.path.join(BUILD, "testd")
+# e.g. "valgrind --error-exitcode=99 --leak-check=full": prefixed to every shim
+WRAP = os.environ.get("ALWAYSUP_WRAP", "").split()
+# slower runs (sanitizers, valgrind) stretch every deadline by this factor
+SLOW = float(os.environ.get("ALWAYSUP_SLOW", "1"))
+LOGDIR = os.path.join(BUILD, "test-logs", "integration")
+os.makedirs(LOGDIR, exist_ok=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Checks:
+    """Counts checks for one scenario; never raises, so a scenario reports
+    every failure it sees."""
+
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+        self.notes = []
+
+    def check(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            self.notes.append("FAILED: " + what)
+        return cond
+
+    def note(self, text):
+        self.notes.append(text)
+
+
+class Daemon:
+    """tools/testd on loopback, scripted through its stdin."""
+
+    def __init__(self, name, port=0, args=(), instance=None):
+        self.name = name
+        self.log_path = os.path.join(LOGDIR, name + ".daemon.log")
+        if os.path.exists(self.log_path):
+            os.unlink(self.log_path)          # one scenario, one log (restarts append)
+        self.args = list(args)
+        self.instance = instance or name
+        self.proc = None
+        self.port = port
+        self.start()
+
+    def start(self, instance=None, args=None):
+        if instance:
+            self.instance = instance
+        cmd = [TESTD, "--port", str(self.port), "--log", self.log_path, "--instance", self.instance]
+        cmd += self.args if args is None else list(args)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening "):
+            raise RuntimeError("testd did not start: %r" % line)
+        self.port = int(line.split()[1])
+        return self
+
+    def url(self, path=""):
+        return "ws://127.0.0.1:%d%s" % (self.port, path)
+
+    def cmd(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc:
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def restart(self, instance=None):
+        self.kill()
+        return self.start(instance)
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def received(self):
+        """JSON messages this daemon received, in order, over all its lives."""
+        out = []
+        for line in self.log().splitlines():
+            parts = line.split(" ", 3)
+            if len(parts) == 4 and parts[0] == "conn" and parts[2] == "recv":
+                try:
+                    out.append(json.loads(parts[3]))
+                except ValueError:
+                    out.append(parts[3])
+        return out
+
+
+class Shim:
+    """build/alwaysup with a scripted client on its stdio. A reader thread
+    checks every stdout line: one whole JSON-RPC message per line."""
+
+    def __init__(self, name, url, *args, env=None, stdin_data=None):
+        self.name = name
+        self.stderr_path = os.path.join(LOGDIR, name + ".shim.log")
+        self.stderr = open(self.stderr_path, "w")
+        e = dict(os.environ)
+        for k in list(e):
+            if k.startswith("ALWAYSUP_") and k not in ("ALWAYSUP_BIN", "ALWAYSUP_WRAP", "ALWAYSUP_SLOW"):
+                del e[k]
+        e.update(env or {})
+        argv = WRAP + [SHIM] + list(args) + ([url] if url else [])
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, env=e)
+        self.lines = queue.Queue()
+        self.all = []          # every message received, in order
+        self.malformed = []    # stdout lines that are not one JSON-RPC message
+        self.sent_ids = []
+        self.next_id = 1
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 20)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    msg = json.loads(line.decode("utf-8"))
+                    if not isinstance(msg, (dict, list)):
+                        raise ValueError("not an object")
+                except (ValueError, UnicodeDecodeError):
+                    self.malformed.append(line[:200])
+                    continue
+                with self.lock:
+                    self.all.append(msg)
+                self.lines.put(msg)
+        if buf:
+            self.malformed.append(b"(no newline at end) " + buf[:200])
+        self.lines.put(None)
+
+    def send_raw(self, data):
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, ValueError):
+            return False
+
+    def send(self, msg):
+        return self.send_raw((json.dumps(msg) + "\n").encode())
+
+    def request(self, method, params=None, id=None):
+        if id is None:
+            id = self.next_id
+            self.next_id += 1
+        msg = {"jsonrpc": "2.0", "id": id, "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.sent_ids.append(id)
+        self.send(msg)
+        return id
+
+    def notify(self, method, params=None):
+        msg = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.send(msg)
+
+    def next_message(self, timeout):
+        try:
+            return self.lines.get(timeout=timeout * SLOW)
+        except queue.Empty:
+            return None
+
+    def wait_for(self, id, timeout=5.0):
+        """The answer to request id (or None), leaving other messages alone."""
+        deadline = time.monotonic() + timeout * SLOW
+        while time.monotonic() < deadline:
+            with self.lock:
+                for m in self.all:
+                    if isinstance(m, dict) and m.get("id") == id and "method" not in m:
+                        return m
+            time.sleep(0.005)
+        return None
+
+    def wait_until(self, pred, timeout=5.0):
+        deadline = time.monotonic() + timeout * SLOW
+        while time.monotonic() < deadline:
+            with self.lock:
+                for m in self.all:
+                    if pred(m):
+                        return m
+            time.sleep(0.005)
+        return None
+
+    def answers(self, id):
+        with self.lock:
+            return [m for m in self.all if isinstance(m, dict) and m.get("id") == id and "method" not in m]
+
+    def close_stdin(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def wait_exit(self, timeout=5.0):
+        try:
+            return self.proc.wait(timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            if self.wait_exit(3) is None:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(5)
+        self.stderr.close()
+
+    def log(self):
+        self.stderr.flush()
+        with open(self.stderr_path, errors="replace") as f:
+            return f.read()
+
+    def check_clean(self, t, unanswered=()):
+        """Every stdout line was one JSON-RPC message, every request got
+        exactly one answer (except those listed), nothing answered twice."""
+        t.check(not self.malformed, "%s: every stdout line is one JSON-RPC message (bad: %r)" % (self.name, self.malformed[:3]))
+        counts = {}
+        with self.lock:
+            for m in self.all:
+                if isinstance(m, dict) and "id" in m and "method" not in m:
+                    key = json.dumps(m["id"])
+                    counts[key] = counts.get(key, 0) + 1
+        sent = {json.dumps(i) for i in self.sent_ids}
+        skip = {json.dumps(i) for i in unanswered}
+        for i in self.sent_ids:
+            k = json.dumps(i)
+            if k in skip:
+                continue
+            t.check(counts.get(k, 0) == 1, "%s: request %s answered exactly once (got %d)" % (self.name, k, counts.get(k, 0)))
+        for k, n in counts.items():
+            t.check(k in sent, "%s: answer for id %s matches a request we sent" % (self.name, k))
+        if self.proc.poll() is not None and self.proc.returncode not in (0,):
+            t.note("%s exited with %s" % (self.name, self.proc.returncode))

@@ -1,0 +1,799 @@
+#!/usr/bin/env python3
+"""Integration tests: the real build/alwaysup between a scripted client on its
+stdio and the fault-injecting test daemon (build/testd).
+
+    tests/integration.py [-j N] [-k substring] [--list]
+
+Every scenario also checks that each stdout line was one JSON-RPC message and
+that each request got exactly one answer. Ends with "N passed, M failed"."""
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from datetime import datetime
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import SHIM, SLOW, WRAP, Checks, Daemon, Shim, free_port  # noqa: E402
+
+SCENARIOS = []
+MEASURED = {}   # figures for the closing note: name -> text
+
+
+def scenario(fn):
+    SCENARIOS.append(fn)
+    return fn
+
+
+def is_error(m, code=-32000):
+    return isinstance(m, dict) and isinstance(m.get("error"), dict) and m["error"].get("code") == code
+
+
+def wait_conns(d, n, timeout):
+    """Until the daemon has n open WebSocket connections; returns seconds or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout * SLOW:
+        if d.cmd("conns") == "ok %d" % n:
+            return time.monotonic() - t0
+        time.sleep(0.005)
+    return None
+
+
+def wait_log(s, pattern, timeout=5.0):
+    """Until the shim's log matches pattern."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout * SLOW:
+        if re.search(pattern, s.log()):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def log_times(text, pattern):
+    """Timestamps (seconds) of shim log lines matching pattern."""
+    out = []
+    for line in text.splitlines():
+        if re.search(pattern, line):
+            ts = line.split(" ", 1)[0]
+            out.append(datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp())
+    return out
+
+
+# ---------------------------------------------------------------- traffic
+@scenario
+def normal_traffic(t):
+    d = Daemon("normal")
+    s = Shim("normal", d.url())
+    try:
+        i = s.request("echo", {"x": "h\u00e9llo \u2603 \U0001F600", "n": [1, 2.5, None, True]})
+        m = s.wait_for(i)
+        t.check(m and m["result"]["params"] == {"x": "h\u00e9llo \u2603 \U0001F600", "n": [1, 2.5, None, True]},
+                "echo round-trips UTF-8 and JSON values: %r" % (m,))
+        i = s.request("pretty")
+        m = s.wait_for(i)
+        t.check(m and m["result"].get("multiline") == "line 1\nline 2", "pretty-printed answer folded to one line, same value")
+        i = s.request("junk")
+        m = s.wait_for(i)
+        t.check(m and m.get("result") == {"ok": True}, "answer after non-JSON text and binary junk still arrives")
+        t.check("not JSON" in s.log(), "non-JSON daemon frames are logged")
+        i = s.request("binary")
+        m = s.wait_for(i)
+        t.check(m and "result" in m, "JSON in a binary frame is forwarded")
+        i = s.request("fragment", {"k": "v"})
+        m = s.wait_for(i)
+        t.check(m and m["result"]["params"] == {"k": "v"}, "fragmented answer with pings between fragments")
+        i = s.request("notify", {"count": 5})
+        m = s.wait_for(i)
+        notes = [x for x in s.all if isinstance(x, dict) and x.get("method") == "notifications/message"]
+        t.check(m and m["result"] == {"sent": 5} and [n["params"]["data"] for n in notes] == ["n %d" % k for k in range(1, 6)],
+                "notifications arrive in order before the result")
+        t.check(s.all.index(m) > s.all.index(notes[-1]) if m and notes else False, "notifications precede the answer")
+        i = s.request("big", {"bytes": 3 << 20})
+        m = s.wait_for(i, 10)
+        t.check(m and len(m["result"]["data"]) == 3 << 20, "3 MiB answer arrives whole")
+        i = s.request("no/such/method")
+        m = s.wait_for(i)
+        t.check(is_error(m, -32601), "daemon errors pass through unchanged")
+        s.notify("notifications/hello", {"a": 1})
+        i = s.request("ping")
+        s.wait_for(i)
+        got = [x for x in d.received() if isinstance(x, dict) and x.get("method") == "notifications/hello"]
+        t.check(len(got) == 1, "client notifications reach the daemon")
+        # string ids, escaped ids, big ids
+        for ident in ["abc", "a/b\u00e9", 2 ** 53, -7, 0]:
+            s.sent_ids.append(ident)
+            s.send({"jsonrpc": "2.0", "id": ident, "method": "ping"})
+            m = s.wait_for(ident)
+            t.check(m and m.get("result") == {}, "id %r round-trips" % (ident,))
+        s.send_raw(b'{"jsonrpc":"2.0","id":"x\\/y","method":"ping"}\n')
+        s.sent_ids.append("x/y")
+        t.check(s.wait_for("x/y") is not None, "an escaped string id matches its answer")
+        s.close_stdin()
+        t.check(s.wait_exit(2) == 0, "exit 0 after stdin EOF")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def restart_and_reconnect_time(t):
+    d = Daemon("restart", instance="A")
+    s = Shim("restart", d.url())
+    try:
+        i = s.request("echo")
+        m = s.wait_for(i)
+        t.check(m and m["result"]["instance"] == "A", "first daemon answers")
+        times = []
+        for k in range(3):
+            time.sleep(10.5)                  # healthy for 10 s: the backoff starts over
+            d.kill()
+            time.sleep(1.0)
+            d.start(instance="B%d" % k)
+            took = wait_conns(d, 1, 10)
+            t.check(took is not None, "shim reconnects after restart %d" % k)
+            if took is not None:
+                times.append(took)
+            i = s.request("echo")
+            m = s.wait_for(i)
+            t.check(m and m["result"]["instance"] == "B%d" % k, "new daemon answers after restart %d" % k)
+        if times:
+            MEASURED["reconnect after a 1 s restart of a healthy daemon (listening -> connected)"] = \
+                "median %.0f ms, max %.0f ms over %d restarts" % (sorted(times)[len(times) // 2] * 1000, max(times) * 1000, len(times))
+        t.check(s.proc.poll() is None, "shim still running")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def three_restarts_in_five_seconds(t):
+    d = Daemon("flap")
+    s = Shim("flap", d.url())
+    try:
+        t0 = time.monotonic()
+        ids = []
+        for k in range(3):
+            ids.append(s.request("echo", {"k": k}))
+            s.wait_for(ids[-1])
+            d.kill()
+            ids.append(s.request("echo", {"while_down": k}))   # queued
+            time.sleep(0.4)
+            d.start(instance="F%d" % k)
+        t.check(time.monotonic() - t0 < 5 * SLOW, "three restarts within five seconds")
+        for i in ids:
+            m = s.wait_for(i, 10)
+            t.check(m is not None and "result" in m, "request %d answered (result) across flapping" % i)
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def outage_over_a_minute(t):
+    d = Daemon("outage")
+    s = Shim("outage", d.url(), "--queue-timeout", "20")
+    try:
+        i = s.request("echo")
+        t.check(s.wait_for(i) is not None, "answered before the outage")
+        d.kill()
+        t0 = time.monotonic()
+        during = []
+        while time.monotonic() - t0 < 62:
+            during.append(s.request("echo", {"during": len(during)}))
+            time.sleep(10)
+        for i in during[:4]:
+            m = s.wait_for(i, 1)
+            t.check(is_error(m) and "unreachable" in m["error"]["message"], "request during the outage gets the unreachable error")
+        t.check(s.proc.poll() is None, "shim alive after %.0f s of outage" % (time.monotonic() - t0))
+        d.start(instance="after")
+        t1 = time.monotonic()
+        i = s.request("echo")
+        m = s.wait_for(i, 10)
+        took = time.monotonic() - t1
+        t.check(m and m["result"]["instance"] == "after", "first request after the outage answered by the new daemon")
+        t.check(took < 1.0 * SLOW, "answered within 1 s though the backoff is at its 5 s cap (took %.3f s)" % took)
+        MEASURED["new request after a 62 s outage (backoff at cap)"] = "answered %.0f ms after the daemon listened" % (took * 1000)
+        for i in during[4:]:
+            s.wait_for(i, 25)
+        s.check_clean(t)
+        t.check("still trying" in s.log(), "'still trying' logged during the outage")
+    finally:
+        s.stop()
+        d.stop()
+
+
+# ---------------------------------------------------------------- faults
+@scenario
+def accept_then_close(t):
+    d = Daemon("acceptclose")
+    s = Shim("acceptclose", d.url())
+    try:
+        s.wait_for(s.request("ping"))
+        d.cmd("mode accept-close")
+        d.cmd("drop")
+        t.check(wait_log(s, "lost"), "drop noticed")
+        i = s.request("echo", {"q": 1})
+        time.sleep(2)
+        t.check(s.answers(i) == [], "no answer while the port accepts and closes")
+        d.cmd("mode normal")
+        m = s.wait_for(i, 5)
+        t.check(m and "result" in m, "queued request answered once the daemon is back")
+        t.check(re.search(r"(before answering|during) the handshake", s.log()) is not None, "accept-then-close logged clearly")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def http_502_during_upgrade(t):
+    d = Daemon("http502")
+    s = Shim("http502", d.url())
+    try:
+        s.wait_for(s.request("ping"))
+        d.cmd("mode http502")
+        d.cmd("drop")
+        t.check(wait_log(s, "lost"), "drop noticed")
+        i = s.request("echo")
+        time.sleep(1.5)
+        d.cmd("mode http503")
+        time.sleep(1.0)
+        d.cmd("mode normal")
+        m = s.wait_for(i, 5)
+        t.check(m and "result" in m, "answered after 502/503 answers to the upgrade")
+        log = s.log()
+        t.check("HTTP 502 Bad Gateway" in log, "502 logged with its reason")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def bad_accept_and_hanging_handshake(t):
+    d = Daemon("badaccept")
+    s = Shim("badaccept", d.url(), "--handshake-timeout", "0.5")
+    try:
+        s.wait_for(s.request("ping"))
+        d.cmd("mode bad-accept")
+        d.cmd("drop")
+        time.sleep(1)
+        d.cmd("mode hang-handshake")
+        time.sleep(1.5)
+        d.cmd("mode normal")
+        i = s.request("echo")
+        m = s.wait_for(i, 5)
+        t.check(m and "result" in m, "recovers after a bad Accept and a hanging handshake")
+        log = s.log()
+        t.check("does not match our key" in log, "bad Sec-WebSocket-Accept logged")
+        t.check(s.proc.poll() is None, "still running")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def close_frame_and_protocol_error(t):
+    d = Daemon("closeframe")
+    s = Shim("closeframe", d.url(), "--log-level", "debug")
+    try:
+        s.wait_for(s.request("ping"))
+        d.cmd("close 1001 going down")
+        t.check(wait_conns(d, 0, 2) is not None and wait_conns(d, 1, 5) is not None, "reconnects after a close frame")
+        d.cmd("sendraw c10161")                       # RSV1 set: protocol error
+        time.sleep(0.3)
+        t.check(wait_conns(d, 1, 5) is not None, "reconnects after a protocol error")
+        t.check("close 1002" in d.log(), "shim failed the bad connection with 1002")
+        d.cmd("sendraw 817f8000000000000000")         # 64-bit length with the top bit set
+        time.sleep(0.3)
+        i = s.request("echo")
+        m = s.wait_for(i, 5)
+        t.check(m and "result" in m, "works after both")
+        t.check("1001" in s.log(), "daemon's close code logged")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def dns_failure_and_resets(t):
+    s = Shim("dns", "ws://no-such-daemon.invalid:8079", "--queue-timeout", "1")
+    try:
+        i = s.request("echo")
+        m = s.wait_for(i, 10)
+        t.check(is_error(m) and "resolve" in m["error"]["message"], "DNS failure: queued request told why: %r" % (m,))
+        t.check(s.proc.poll() is None, "still running after DNS failures")
+        s.check_clean(t)
+    finally:
+        s.stop()
+    d = Daemon("reset")
+    s = Shim("reset", d.url())
+    try:
+        s.wait_for(s.request("ping"))
+        slow = s.request("sleep", {"ms": 3000})
+        time.sleep(0.1)
+        d.cmd("drop rst")
+        m = s.wait_for(slow, 3)
+        t.check(is_error(m) and "reset" in m["error"]["message"].lower(), "connection reset: in-flight error names it: %r" % (m,))
+        i = s.request("echo")
+        t.check(s.wait_for(i, 5) is not None, "works again after a reset")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def frozen_daemon_keepalive(t):
+    d = Daemon("frozen")
+    s = Shim("frozen", d.url(), "--ping-interval", "0.3", "--ping-timeout", "0.5", "--handshake-timeout", "1")
+    try:
+        s.wait_for(s.request("ping"))
+        # busy with a long call but answering pings: never cut off
+        i = s.request("sleep", {"ms": 2000})
+        m = s.wait_for(i, 5)
+        t.check(m and m.get("result") == {"slept": 2000}, "a 2 s call survives 0.3 s keepalive pings")
+        d.cmd("freeze")
+        t0 = time.monotonic()
+        i = s.request("echo")
+        m = s.wait_for(i, 5)
+        took = time.monotonic() - t0
+        t.check(is_error(m) and "lost" in m["error"]["message"], "request to a frozen daemon answered with an error")
+        t.check(took < 2.0 * SLOW, "frozen daemon detected in %.2f s" % took)
+        MEASURED["frozen daemon detected (ping 0.3 s + timeout 0.5 s)"] = "%.0f ms" % (took * 1000)
+        d.cmd("thaw")
+        d.cmd("drop")
+        i = s.request("echo")
+        m = s.wait_for(i, 5)
+        t.check(m and "result" in m, "recovers after thaw")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def in_flight_when_daemon_dies(t):
+    d = Daemon("inflight", instance="A")
+    s = Shim("inflight", d.url())
+    try:
+        s.wait_for(s.request("ping"))
+        slow = s.request("sleep", {"ms": 5000})
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        s.request("die")                              # the daemon crashes with both in flight
+        m = s.wait_for(slow, 3)
+        took = time.monotonic() - t0
+        t.check(is_error(m) and "may or may not have run" in m["error"]["message"],
+                "in-flight request answered with the lost-connection error")
+        t.check(took < 1.0 * SLOW, "within a second (%.3f s)" % took)
+        MEASURED["in-flight request when the daemon crashes"] = "error after %.0f ms" % (took * 1000)
+        d.start(instance="B")
+        # safe methods in flight are re-sent instead: freeze, ask, kill, restart
+        wait_conns(d, 1, 5)
+        d.cmd("freeze")
+        lst = s.request("tools/list")
+        call = s.request("tools/call", {"name": "echo", "arguments": {}})
+        time.sleep(0.2)
+        d.kill()
+        d.start(instance="C")
+        m = s.wait_for(lst, 5)
+        t.check(m and "result" in m and "tools" in m["result"], "tools/list in flight was re-sent and answered")
+        m = s.wait_for(call, 5)
+        t.check(is_error(m), "tools/call in flight is never re-sent silently: error")
+        calls = [x for x in d.received() if isinstance(x, dict) and x.get("method") == "tools/call"]
+        t.check(len(calls) == 0, "tools/call was not re-sent to the new daemon (%d)" % len(calls))
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def queued_during_outage_then_answered(t):
+    d = Daemon("queued", instance="A")
+    s = Shim("queued", d.url())
+    try:
+        s.wait_for(s.request("ping"))
+        d.kill()
+        ids = [s.request("echo", {"n": k}) for k in range(20)]
+        s.notify("notifications/progress", {"n": 1})
+        time.sleep(1.5)
+        d.start(instance="B")
+        for k, i in enumerate(ids):
+            m = s.wait_for(i, 5)
+            t.check(m and m["result"]["instance"] == "B" and m["result"]["params"] == {"n": k}, "queued request %d answered" % k)
+        got = [x["params"]["n"] for x in d.received() if isinstance(x, dict) and x.get("method") == "echo"]
+        t.check(got == list(range(20)), "queued messages sent in order")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def queued_request_times_out(t):
+    port = free_port()
+    s = Shim("qtimeout", "ws://127.0.0.1:%d" % port, "--queue-timeout", "1")
+    try:
+        t0 = time.monotonic()
+        i = s.request("tools/call", {"name": "x"})
+        m = s.wait_for(i, 4)
+        took = time.monotonic() - t0
+        t.check(is_error(m, -32000), "queued request answered with -32000")
+        t.check(m and "unreachable" in m["error"]["message"] and "attempt" in m["error"]["message"], "message says unreachable and how often it tried")
+        t.check(m and m["error"].get("data", {}).get("attempts", 0) >= 1, "error data carries the attempt count")
+        t.check(0.9 < took < 2.0 * SLOW, "after the queue timeout (%.2f s)" % took)
+        s.check_clean(t)
+    finally:
+        s.stop()
+
+
+@scenario
+def full_queue_back_pressure(t):
+    d = Daemon("backpressure")
+    s = Shim("backpressure", d.url(), "--queue-max-count", "8", "--queue-max-bytes", "64K", "--queue-timeout", "60")
+    try:
+        s.wait_for(s.request("ping"))
+        d.kill()
+        ids = list(range(1000, 1300))
+        pad = "p" * 4000
+        done = threading.Event()
+
+        def writer():
+            for i in ids:
+                s.sent_ids.append(i)
+                if not s.send({"jsonrpc": "2.0", "id": i, "method": "echo", "params": {"i": i, "pad": pad}}):
+                    break
+            done.set()
+        th = threading.Thread(target=writer, daemon=True)
+        th.start()
+        time.sleep(1.5)
+        t.check(not done.is_set(), "stdin is not read while the queue is full (writer blocked)")
+        d.start(instance="B")
+        t.check(done.wait(20), "writer unblocked once the daemon is back")
+        order = []
+        for i in ids:
+            m = s.wait_for(i, 10)
+            t.check(m and m["result"]["params"]["i"] == i, "request %d answered, nothing dropped" % i) if not m else None
+            if m:
+                order.append(s.all.index(m))
+        t.check(len(order) == len(ids), "all %d requests answered (%d)" % (len(ids), len(order)))
+        t.check(order == sorted(order), "answers in order")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+# ---------------------------------------------------------------- exits
+def eof_exit_time(s):
+    t0 = time.monotonic()
+    s.close_stdin()
+    code = s.wait_exit(3)
+    return code, time.monotonic() - t0
+
+
+@scenario
+def stdin_eof_in_every_state(t):
+    d = Daemon("eof")
+    try:
+        # connected, idle
+        s = Shim("eof-idle", d.url())
+        s.wait_for(s.request("ping"))
+        code, took = eof_exit_time(s)
+        t.check(code == 0 and took < 0.2 * SLOW + 0.05, "connected+idle: exit 0 in %.0f ms" % (took * 1000))
+        MEASURED["exit after stdin EOF, connected and idle"] = "%.0f ms" % (took * 1000)
+        s.check_clean(t)
+        s.stop()
+        # waiting to retry, with a queued message that is dropped
+        s = Shim("eof-down", "ws://127.0.0.1:%d" % free_port())
+        time.sleep(0.6)
+        s.request("echo")
+        code, took = eof_exit_time(s)
+        t.check(code == 0 and took < 0.2 * SLOW + 0.05, "waiting to retry: exit 0 in %.0f ms" % (took * 1000))
+        t.check("dropped" in s.log(), "queued message dropped with a log line")
+        s.stop()
+        # handshaking with a daemon that never answers
+        d.cmd("mode hang-handshake")
+        s = Shim("eof-handshake", d.url())
+        time.sleep(0.3)
+        code, took = eof_exit_time(s)
+        t.check(code == 0 and took < 0.2 * SLOW + 0.05, "handshaking: exit 0 in %.0f ms" % (took * 1000))
+        s.stop()
+        d.cmd("mode normal")
+        # a request in flight: its answer is written, then close 1000
+        s = Shim("eof-inflight", d.url())
+        s.wait_for(s.request("ping"))
+        i = s.request("sleep", {"ms": 300})
+        code, took = eof_exit_time(s)
+        t.check(code == 0 and 0.25 < took < 1.0 * SLOW, "in flight: waited for the answer (%.0f ms)" % (took * 1000))
+        t.check(len(s.answers(i)) == 1, "the in-flight answer was written before exiting")
+        time.sleep(0.1)
+        t.check(re.search(r"conn \d+ close 1000", d.log()) is not None, "close 1000 sent to the daemon")
+        s.check_clean(t)
+        s.stop()
+        # drain timeout
+        s = Shim("eof-drain", d.url(), "--drain-timeout", "0.5")
+        s.wait_for(s.request("ping"))
+        i = s.request("sleep", {"ms": 5000})
+        code, took = eof_exit_time(s)
+        t.check(code == 0 and 0.45 < took < 1.2 * SLOW, "drain timeout bounds the wait (%.0f ms)" % (took * 1000))
+        s.check_clean(t, unanswered=[i])
+        s.stop()
+        # echo '{...}' | alwaysup URL prints its answer
+        e = dict(os.environ)
+        r = subprocess.run(WRAP + [SHIM, d.url()], input=b'{"jsonrpc":"2.0","id":9,"method":"echo","params":[1]}\n',
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10 * SLOW, env=e)
+        out = r.stdout.decode().strip().splitlines()
+        t.check(r.returncode == 0 and len(out) == 1 and json.loads(out[0])["id"] == 9, "echo | alwaysup prints the answer: %r" % out)
+        # the same without a trailing newline
+        r = subprocess.run(WRAP + [SHIM, d.url()], input=b'{"jsonrpc":"2.0","id":10,"method":"ping"}',
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10 * SLOW)
+        t.check(r.returncode == 0 and b'"id":10' in r.stdout, "last line without newline still sent")
+    finally:
+        d.stop()
+
+
+@scenario
+def sigterm_and_sigint(t):
+    d = Daemon("sigterm")
+    try:
+        s = Shim("sigterm-up", d.url())
+        s.wait_for(s.request("ping"))
+        i = s.request("sleep", {"ms": 5000})
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        code = s.wait_exit(3)
+        took = time.monotonic() - t0
+        t.check(code == 0 and took < 1.2 * SLOW, "SIGTERM: exit 0 in %.0f ms" % (took * 1000))
+        s.reader.join(2)
+        m = s.answers(i)
+        t.check(len(m) == 1 and is_error(m[0]) and "shutting down" in m[0]["error"]["message"], "pending request told it was not answered")
+        time.sleep(0.1)
+        t.check(re.search(r"conn \d+ close 1000", d.log()) is not None, "close 1000 sent on SIGTERM")
+        s.check_clean(t)
+        s.stop()
+        s = Shim("sigint-down", "ws://127.0.0.1:%d" % free_port())
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGINT)
+        code = s.wait_exit(3)
+        t.check(code == 0 and time.monotonic() - t0 < 0.3 * SLOW, "SIGINT while disconnected: prompt exit 0")
+        s.stop()
+    finally:
+        d.stop()
+
+
+@scenario
+def bad_configuration(t):
+    cases = [
+        (["http://127.0.0.1:1"], {}, "bad URL"),
+        (["ws://"], {}, "bad URL"),
+        (["wss://example.com"], {}, "TLS"),
+        (["--no-such-flag", "ws://127.0.0.1:1"], {}, "unknown option"),
+        (["--connect-timeout", "abc", "ws://127.0.0.1:1"], {}, "not a non-negative number"),
+        (["--log-level", "loud", "ws://127.0.0.1:1"], {}, "not one of"),
+        (["-H", "X-A: a\r\nInjected: 1", "ws://127.0.0.1:1"], {}, "header refused"),
+        (["-H", "Upgrade: h2c", "ws://127.0.0.1:1"], {}, "header refused"),
+        (["--header-env", "X-Key=ALWAYSUP_TEST_UNSET", "ws://127.0.0.1:1"], {}, "is not set"),
+        (["--header-env", "X-Key=EVIL", "ws://127.0.0.1:1"], {"EVIL": "a\nb: c"}, "refused"),
+        (["--max-message", "0", "ws://127.0.0.1:1"], {}, "byte count"),
+        (["ws://127.0.0.1:1", "ws://127.0.0.1:2"], {}, "more than one URL"),
+        ([], {"ALWAYSUP_URL": "ftp://x"}, "bad URL"),
+        ([], {"ALWAYSUP_PING_TIMEOUT": "-3"}, "not a non-negative number"),
+    ]
+    for args, env, want in cases:
+        e = {k: v for k, v in os.environ.items() if not k.startswith("ALWAYSUP_") or k in ("ALWAYSUP_BIN",)}
+        e.update(env)
+        r = subprocess.run(WRAP + [SHIM] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=10 * SLOW, env=e)
+        err = r.stderr.decode(errors="replace").strip().splitlines()
+        err = [x for x in err if not x.startswith("==")]      # valgrind's own lines
+        t.check(r.returncode == 2, "%r: exit 2 (got %d)" % (args or env, r.returncode))
+        t.check(len(err) == 1 and err[0].startswith("alwaysup: ") and want in err[0], "%r: one-line reason with %r: %r" % (args or env, want, err))
+        t.check(r.stdout == b"", "%r: nothing on stdout" % (args or env,))
+    r = subprocess.run(WRAP + [SHIM, "--help"], stdout=subprocess.PIPE, timeout=10 * SLOW)
+    t.check(r.returncode == 0 and b"--queue-timeout" in r.stdout and b"--header-env" in r.stdout, "--help documents the flags")
+    r = subprocess.run(WRAP + [SHIM, "--version"], stdout=subprocess.PIPE, timeout=10 * SLOW)
+    t.check(r.returncode == 0 and r.stdout.startswith(b"alwaysup "), "--version")
+
+
+# ---------------------------------------------------------------- backoff
+@scenario
+def default_backoff_schedule(t):
+    port = free_port()
+    s = Shim("backoff", "ws://127.0.0.1:%d" % port, "--log-level", "debug")
+    try:
+        time.sleep(7.0 * SLOW)
+        times = log_times(s.log(), r"connecting to .* \(attempt \d+\)")
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        want = [0.25, 0.375, 0.5625, 0.84375, 1.265625, 1.8984375]
+        t.check(len(gaps) >= len(want), "at least %d retries in 7 s (%d)" % (len(want), len(gaps)))
+        for k, w in enumerate(want[:len(gaps)]):
+            t.check(abs(gaps[k] - w) < 0.06 * SLOW, "retry %d after %.3f s (seed schedule %.3f s)" % (k + 1, gaps[k], w))
+        MEASURED["backoff gaps (s)"] = " ".join("%.3f" % g for g in gaps[:7])
+        s.close_stdin()
+        s.wait_exit(2)
+    finally:
+        s.stop()
+
+
+@scenario
+def client_message_triggers_early_attempt(t):
+    port = free_port()
+    s = Shim("early", "ws://127.0.0.1:%d" % port, "--log-level", "debug", "--backoff-initial", "2", "--backoff-max", "4")
+    d = None
+    try:
+        time.sleep(2.5)                                 # now waiting ~3 s for the next attempt
+        d = Daemon("early", port=port)
+        t0 = time.monotonic()
+        i = s.request("echo")
+        m = s.wait_for(i, 5)
+        took = time.monotonic() - t0
+        t.check(m and "result" in m, "answered")
+        t.check(took < 0.3 * SLOW, "a client message does not wait out the backoff (%.0f ms)" % (took * 1000))
+        MEASURED["new request during a 3 s backoff wait"] = "answered in %.0f ms" % (took * 1000)
+        s.check_clean(t)
+    finally:
+        s.stop()
+        if d:
+            d.stop()
+
+
+# ---------------------------------------------------------------- client input
+@scenario
+def bad_client_input(t):
+    d = Daemon("badinput")
+    s = Shim("badinput", d.url())
+
+    def error_with(code, text):
+        return s.wait_until(lambda m: is_error(m, code) and text in m["error"]["message"], 3)
+    try:
+        s.send_raw(b"this is not json\n")
+        m = error_with(-32700, "Parse error")
+        t.check(m is not None and m["id"] is None, "non-JSON line: parse error with id null")
+        s.send_raw(b'{"jsonrpc":"2.0","id":41,"method":"x","params":{"s":"\xff"}}\n')
+        s.sent_ids.append(41)
+        m = s.wait_for(41)
+        t.check(is_error(m, -32700) and "UTF-8" in m["error"]["message"], "invalid UTF-8: parse error for id 41")
+        s.send_raw(b'{"jsonrpc":"2.0","id":null,"method":"x"}\n')
+        t.check(error_with(-32600, "must not be null") is not None, "null id refused")
+        s.send_raw(b'{"foo":1}\n')
+        t.check(error_with(-32600, "neither a request") is not None, "not JSON-RPC: invalid request")
+        slow = s.request("sleep", {"ms": 500})
+        s.send({"jsonrpc": "2.0", "id": slow, "method": "ping"})
+        m = error_with(-32600, "still pending")
+        t.check(m is not None and m.get("id") == slow, "duplicate pending id refused")
+        m = s.wait_until(lambda x: isinstance(x, dict) and x.get("id") == slow and "result" in x, 3)
+        t.check(m and m.get("result") == {"slept": 500}, "the original request still answered")
+        with s.lock:
+            s.all = [x for x in s.all if not (isinstance(x, dict) and "error" in x and
+                                              (x.get("id") in (slow, None)))]
+        s.send_raw(b"\n\r\n   \n")
+        i = s.request("echo")
+        t.check(s.wait_for(i) is not None, "works after bad input")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def headers_subprotocol_and_secrets(t):
+    d = Daemon("headers", args=["--subprotocol", "mcp"])
+    s = Shim("headers", d.url("/mcp?token=querysecret"), "-H", "Authorization: Bearer headersecret",
+             "--header-env", "X-Api-Key=MY_KEY", "--log-level", "debug", env={"MY_KEY": "envsecret"})
+    try:
+        s.wait_for(s.request("ping"))
+        log = d.log()
+        t.check("header Authorization: Bearer headersecret" in log, "header sent")
+        t.check("header X-Api-Key: envsecret" in log, "header from the environment sent")
+        t.check("Sec-WebSocket-Protocol: mcp" in log, "mcp offered as subprotocol by default")
+        t.check("request GET /mcp?token=querysecret HTTP/1.1" in log, "path and query sent")
+        d.kill()
+        time.sleep(0.5)
+        d.start()
+        s.wait_for(s.request("ping"), 5)
+        s.close_stdin()
+        s.wait_exit(2)
+        slog = s.log()
+        for secret in ("headersecret", "envsecret", "querysecret"):
+            t.check(secret not in slog, "%s never appears in the shim's log" % secret)
+    finally:
+        s.stop()
+        d.stop()
+    d = Daemon("noproto")
+    s = Shim("noproto", d.url(), "--subprotocol", "")
+    try:
+        s.wait_for(s.request("ping"))
+        t.check("Sec-WebSocket-Protocol" not in d.log(), "--subprotocol '' offers none")
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def url_from_environment(t):
+    d = Daemon("envurl")
+    try:
+        s = Shim("envurl1", None, env={"ALWAYSUP_URL": d.url()})
+        t.check(s.wait_for(s.request("ping")) is not None, "ALWAYSUP_URL used")
+        s.stop()
+        s = Shim("envurl2", None, env={"EXAI_WS_HOST": "127.0.0.1", "EXAI_WS_PORT": str(d.port)})
+        t.check(s.wait_for(s.request("ping")) is not None, "EXAI_WS_HOST/EXAI_WS_PORT used")
+        s.stop()
+        s = Shim("envurl3", d.url(), env={"ALWAYSUP_QUEUE_TIMEOUT": "0.5"})
+        d.kill()
+        i = s.request("echo")
+        m = s.wait_for(i, 3)
+        t.check(is_error(m), "ALWAYSUP_QUEUE_TIMEOUT honoured")
+        s.stop()
+    finally:
+        d.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-j", type=int, default=int(os.environ.get("ALWAYSUP_JOBS", "6")))
+    ap.add_argument("-k", default="", help="regular expression on scenario names")
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args()
+    chosen = [f for f in SCENARIOS if re.search(args.k, f.__name__)]
+    if args.list:
+        print("\n".join(f.__name__ for f in chosen))
+        return 0
+    results = []
+    lock = threading.Lock()
+    pending = list(chosen)
+
+    def worker():
+        while True:
+            with lock:
+                if not pending:
+                    return
+                fn = pending.pop(0)
+            t = Checks(fn.__name__)
+            t0 = time.monotonic()
+            try:
+                fn(t)
+            except Exception:
+                t.failed += 1
+                t.notes.append("EXCEPTION: " + traceback.format_exc())
+            t.seconds = time.monotonic() - t0
+            with lock:
+                results.append(t)
+                status = "ok  " if not t.failed else "FAIL"
+                print("  %s %-40s %4d checks %6.1fs" % (status, t.name, t.passed + t.failed, t.seconds), flush=True)
+                for n in t.notes:
+                    print("       " + n.replace("\n", "\n       "), flush=True)
+    # the longest scenarios start first
+    pending.sort(key=lambda f: 0 if f.__name__ in ("outage_over_a_minute", "default_backoff_schedule") else 1)
+    threads = [threading.Thread(target=worker) for _ in range(max(1, args.j))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if MEASURED:
+        print("  measured:")
+        for k, v in MEASURED.items():
+            print("    %s: %s" % (k, v))
+    p = sum(r.passed for r in results)
+    f = sum(r.failed for r in results)
+    print("%d passed, %d failed" % (p, f))
+    return 1 if f else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
