@@ -503,6 +503,7 @@ ALWAYSUP_DEF void au_client_free(au_client *c);
 
 /* ---- the bridge ------------------------------------------------------------------------- */
 enum { AU_LOG_ERROR = 1, AU_LOG_WARN, AU_LOG_INFO, AU_LOG_DEBUG };
+enum { AU_LIST_CHANGED_ADVERTISED = 0, AU_LIST_CHANGED_ALWAYS, AU_LIST_CHANGED_NEVER };
 typedef void (*au_log_fn)(void *user, int level, const char *message);
 
 typedef struct au_bridge_desc {
@@ -528,10 +529,20 @@ typedef struct au_bridge_desc {
     const char *log_file;              /* also append logs here; NULL: none */
     au_socket_t in_fd;                 /* 0: standard input */
     au_socket_t out_fd;                /* 0: standard output (fd 1) */
+    /* MCP session continuity (see the README) */
+    int no_mcp;                        /* 1: a plain JSON-RPC daemon, no MCP handling at all */
+    double init_grace;                 /* 0: 10 s before a cold-start initialize is answered
+                                          here; < 0: never */
+    int list_changed;                  /* AU_LIST_CHANGED_*: tell the client after a reconnect */
+    const char *state_dir;             /* keeps the last InitializeResult per URL; NULL:
+                                          $XDG_STATE_HOME/alwaysup (%LOCALAPPDATA%), "": none */
+    const char *hello;                 /* JSON sent first on every connection; NULL: none */
+    double hello_ack_timeout;          /* 0: 10 s for an answer with "ok":true; < 0: no wait */
 } au_bridge_desc;
 
 typedef struct au__req au__req;
 typedef struct au__msg au__msg;
+typedef struct au__dreq au__dreq;
 
 typedef struct au_bridge {
     char error[256];                   /* why au_bridge_init refused the descriptor */
@@ -561,6 +572,20 @@ typedef struct au_bridge {
     int first_failure_logged, healthy;
     char last_error[256];
     au__buf scratch;
+    /* MCP session memory, replayed on every new connection */
+    au__buf init_req;                  /* the client's initialize, verbatim */
+    size_t init_id_at, init_id_len;    /* where its id token sits */
+    au__buf init_result;               /* the InitializeResult the client saw */
+    au__buf set_level;                 /* params of the last logging/setLevel */
+    au__buf subs;                      /* subscribed resource URIs, one JSON string per line */
+    au__req *init_pending;             /* the client's initialize while unanswered */
+    int init_state, client_initialized, session_up, replay_waiting_init;
+    unsigned conn_gen, replay_pending;
+    uint64_t shim_seq;
+    char replay_init_id[48];
+    int64_t setup_deadline;
+    au__dreq *dreqs;                   /* daemon requests to the client, by connection */
+    size_t dreq_count;
 } au_bridge;
 
 /* Checks the descriptor and prepares the bridge; no I/O yet. On an error
@@ -642,6 +667,7 @@ ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc);
 #endif
 
 #define AU__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define AU__LIT(s) s, (sizeof(s) - 1)          /* a string literal and its length */
 #define AU__DEFAULT_MAX_MESSAGE ((uint64_t)256 << 20)
 #define AU__DEFAULT_MAX_HEAD ((size_t)16 << 10)
 
@@ -1970,6 +1996,71 @@ ALWAYSUP_DEF size_t au_json_fold(char *t, size_t len) {
     return changed;
 }
 
+/* In validated JSON: the end of the value starting at p. */
+static const char *au__json_skip(const char *p, const char *end) {
+    int depth = 0;
+    while (p < end) {
+        char c = *p;
+        if (c == '"') {
+            for (p++; p < end && *p != '"'; p++) if (*p == '\\') p++;
+            p++;
+            if (!depth) return p;
+            continue;
+        }
+        if (c == '{' || c == '[') depth++;
+        else if (c == '}' || c == ']') { if (!depth) return p; if (!--depth) return p + 1; }
+        else if (!depth && (c == ',' || c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) return p;
+        p++;
+    }
+    return p;
+}
+static const char *au__json_ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+/* A member of a validated JSON object (the last one if repeated). */
+static int au__json_get(au_tok obj, const char *key, au_tok *out) {
+    const char *p = obj.p, *end = obj.p + obj.len;
+    int found = 0;
+    if (!p || obj.len < 2 || *p != '{') return 0;
+    p++;
+    for (;;) {
+        au_tok k, v;
+        p = au__json_ws(p, end);
+        if (p >= end || *p != '"') return found;
+        k.p = p;
+        p = au__json_skip(p, end);
+        k.len = (size_t)(p - k.p);
+        p = au__json_ws(p, end);
+        if (p >= end || *p != ':') return found;
+        p = au__json_ws(p + 1, end);
+        v.p = p;
+        p = au__json_skip(p, end);
+        v.len = (size_t)(p - v.p);
+        if (au_json_string_eq(k, key)) { *out = v; found = 1; }
+        p = au__json_ws(p, end);
+        if (p < end && *p == ',') p++;
+    }
+}
+/* Two validated JSON values written alike, whitespace aside. */
+static int au__json_same(au_tok a, au_tok b) {
+    size_t i = 0, j = 0;
+    int in_str = 0;
+    for (;;) {
+        if (!in_str) {
+            while (i < a.len && (a.p[i] == ' ' || a.p[i] == '\t' || a.p[i] == '\n' || a.p[i] == '\r')) i++;
+            while (j < b.len && (b.p[j] == ' ' || b.p[j] == '\t' || b.p[j] == '\n' || b.p[j] == '\r')) j++;
+        }
+        if (i == a.len || j == b.len) return i == a.len && j == b.len;
+        if (a.p[i] != b.p[j]) return 0;
+        if (in_str && a.p[i] == '\\') {
+            i++; j++;
+            if (i == a.len || j == b.len || a.p[i] != b.p[j]) return 0;
+        } else if (a.p[i] == '"') in_str = !in_str;
+        i++; j++;
+    }
+}
+
 /* ---- backoff ---- */
 ALWAYSUP_DEF void au_backoff_init(au_backoff *b, const au_backoff_desc *desc) {
     memset(b, 0, sizeof *b);
@@ -2453,7 +2544,10 @@ static long au__fd_write(au_socket_t fd, const void *buf, size_t n) { return (lo
 #  define AU__FD_ERRNO() errno
 #endif
 
-enum { AU__DOWN, AU__CONNECTING, AU__UP };            /* the daemon connection */
+/* the daemon connection: HELLO waits for the --hello answer, REPLAY for the
+   answers to the replayed session; only UP carries the client's traffic */
+enum { AU__DOWN, AU__CONNECTING, AU__HELLO, AU__REPLAY, AU__UP };
+enum { AU__INIT_NONE, AU__INIT_PENDING, AU__INIT_ANSWERED, AU__INIT_LOCAL };   /* the client's initialize */
 enum { AU__RUN, AU__DRAIN, AU__CLOSING, AU__DONE };   /* the process */
 #define AU__STDIN_CHUNK ((size_t)256 << 10)
 #define AU__BACKLOG ((size_t)8 << 20)    /* unsent bytes that pause the reading side */
@@ -2471,11 +2565,20 @@ struct au__req {                          /* a client request not answered yet *
     au__msg *msg;                         /* queued, or kept to re-send if safe */
     uint64_t seq;
     int64_t t;
-    int sent, safe;
+    int sent, safe, is_init;
     uint32_t hash;
     size_t key_len, id_len;
     char *key, *id;                       /* canonical key and the raw token */
     char method[64];
+};
+
+struct au__dreq {                         /* a daemon request the client has not answered */
+    au__dreq *next;
+    unsigned gen;                         /* the connection it came on */
+    int cancelled;                        /* that connection died; the client was told */
+    int64_t t;
+    size_t key_len, id_len;
+    char *key, *id;
 };
 
 static void au__log(au_bridge *b, int level, const char *fmt, ...) AU__PRINTF(3, 4);
@@ -2555,11 +2658,11 @@ static void au__emit(au_bridge *b, const char *p, size_t n) {
         if (w == n + 1) return;
 #endif
         if (w < n) au__buf_append(&b->out, p + w, n - w);
-        au__buf_append(&b->out, "\n", 1);
+        au__buf_append(&b->out, AU__LIT("\n"));
         return;
     }
     au__buf_append(&b->out, p, n);
-    au__buf_append(&b->out, "\n", 1);
+    au__buf_append(&b->out, AU__LIT("\n"));
 }
 /* the shim's own answer to a client request */
 static void au__reply_error(au_bridge *b, const char *id, size_t id_len, int code, const char *message,
@@ -2567,16 +2670,16 @@ static void au__reply_error(au_bridge *b, const char *id, size_t id_len, int cod
     au__buf o;
     char num[32];
     memset(&o, 0, sizeof o);
-    au__buf_append(&o, "{\"jsonrpc\":\"2.0\",\"id\":", 22);
+    au__buf_append(&o, AU__LIT("{\"jsonrpc\":\"2.0\",\"id\":"));
     if (id && id_len) au__buf_append(&o, id, id_len);
-    else au__buf_append(&o, "null", 4);
+    else au__buf_append(&o, AU__LIT("null"));
     snprintf(num, sizeof num, ",\"error\":{\"code\":%d", code);
     au__buf_append(&o, num, strlen(num));
-    au__buf_append(&o, ",\"message\":\"", 12);
+    au__buf_append(&o, AU__LIT(",\"message\":\""));
     au__json_escape(&o, message, strlen(message));
-    au__buf_append(&o, "\"", 1);
-    if (data_json) { au__buf_append(&o, ",\"data\":", 8); au__buf_append(&o, data_json, strlen(data_json)); }
-    au__buf_append(&o, "}}", 2);
+    au__buf_append(&o, AU__LIT("\""));
+    if (data_json) { au__buf_append(&o, AU__LIT(",\"data\":")); au__buf_append(&o, data_json, strlen(data_json)); }
+    au__buf_append(&o, AU__LIT("}}"));
     if (o.p) au__emit(b, (const char *)o.p, o.len);
     au__buf_free(&o);
 }
@@ -2666,7 +2769,7 @@ static au__req *au__req_new(au_bridge *b, au_tok id, au_tok method, int *dup) {
     au__req *r;
     *dup = 0;
     if ((b->reqs_count + 1) * 4 > b->reqs_cap * 3 && au__req_grow(b) != AU_OK) return NULL;   /* load <= 3/4 */
-    r = (au__req *)ALWAYSUP_REALLOC(NULL, sizeof *r + 2 * id.len + 2);
+    r = (au__req *)ALWAYSUP_REALLOC(NULL, sizeof *r + 2 * id.len + 3);
     if (!r) return NULL;
     memset(r, 0, sizeof *r);
     r->key = (char *)(r + 1);
@@ -2675,6 +2778,7 @@ static au__req *au__req_new(au_bridge *b, au_tok id, au_tok method, int *dup) {
     if (au__req_find(b, r->key, r->key_len, r->hash)) { *dup = 1; ALWAYSUP_FREE(r); return NULL; }
     r->id = r->key + id.len + 1;
     memcpy(r->id, id.p, id.len);
+    r->id[id.len] = 0;
     r->id_len = id.len;
     au__method_name(method, r->method, sizeof r->method);
     r->safe = au__method_safe(r->method);
@@ -2692,6 +2796,7 @@ static void au__req_free(au_bridge *b, au__req *r) {
     *pp = r->next;
     b->reqs_count--;
     if (r->sent) b->inflight--;
+    if (r == b->init_pending) b->init_pending = NULL;
     if (r->msg) {
         if (!r->sent) au__q_unlink(b, r->msg);     /* still queued */
         ALWAYSUP_FREE(r->msg);
@@ -2783,6 +2888,350 @@ static void au__forward(au_bridge *b, const char *line, size_t len, au__req *r) 
     au__kick(b);
 }
 
+/* ---- MCP session memory ---- */
+static int au__mcp(const au_bridge *b) { return !b->d.no_mcp; }
+static void au__buf_set(au__buf *o, const char *p, size_t n) {
+    o->off = o->len = 0;
+    au__buf_append(o, p, n);
+}
+static au_tok au__buf_tok(const au__buf *o) {
+    au_tok t;
+    t.p = (const char *)o->p + o->off;
+    t.len = o->len - o->off;
+    if (!o->p) t.p = NULL;
+    return t;
+}
+/* daemon requests to the client: remembered per connection, so the client's
+   late answers never reach a daemon that did not ask */
+static au__dreq **au__dreq_find(au_bridge *b, au_tok id) {
+    char small[128], *key = id.len < sizeof small ? small : (char *)ALWAYSUP_REALLOC(NULL, id.len + 1);
+    au__dreq **pp = &b->dreqs;
+    size_t n;
+    if (!key) return NULL;
+    n = au__id_key(id, key);
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->key_len == n && memcmp((*pp)->key, key, n) == 0) break;
+    if (key != small) ALWAYSUP_FREE(key);
+    return *pp ? pp : NULL;
+}
+static void au__dreq_unlink(au_bridge *b, au__dreq **pp) {
+    au__dreq *d = *pp;
+    *pp = d->next;
+    b->dreq_count--;
+    ALWAYSUP_FREE(d);
+}
+static void au__dreq_add(au_bridge *b, au_tok id) {
+    au__dreq *d;
+    au__dreq **pp = au__dreq_find(b, id);
+    if (pp) au__dreq_unlink(b, pp);                  /* the daemon reused an id */
+    while (b->dreq_count >= 4096) {                  /* bounded: forget the oldest */
+        for (pp = &b->dreqs; (*pp)->next; pp = &(*pp)->next) {}
+        au__dreq_unlink(b, pp);
+    }
+    d = (au__dreq *)ALWAYSUP_REALLOC(NULL, sizeof *d + 2 * id.len + 3);
+    if (!d) return;
+    memset(d, 0, sizeof *d);
+    d->key = (char *)(d + 1);
+    d->key_len = au__id_key(id, d->key);
+    d->id = d->key + id.len + 1;
+    memcpy(d->id, id.p, id.len);
+    d->id[id.len] = 0;
+    d->id_len = id.len;
+    d->gen = b->conn_gen;
+    d->t = b->now;
+    d->next = b->dreqs;
+    b->dreqs = d;
+    b->dreq_count++;
+}
+/* the connection died: each of its requests to the client is cancelled */
+static void au__dreq_cancel(au_bridge *b, const char *why) {
+    au__dreq **pp = &b->dreqs;
+    while (*pp) {
+        au__dreq *d = *pp;
+        if (d->gen == b->conn_gen && !d->cancelled) {
+            au__buf o;
+            memset(&o, 0, sizeof o);
+            au__buf_append(&o, AU__LIT("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":"));
+            au__buf_append(&o, d->id, d->id_len);
+            au__buf_append(&o, AU__LIT(",\"reason\":\""));
+            au__json_escape(&o, why, strlen(why));
+            au__buf_append(&o, AU__LIT("\"}}"));
+            if (o.p) au__emit(b, (const char *)o.p, o.len);
+            au__buf_free(&o);
+            d->cancelled = 1;
+        }
+        if (d->cancelled && b->now - d->t > 600000) { au__dreq_unlink(b, pp); continue; }   /* 10 min on */
+        pp = &d->next;
+    }
+}
+/* resource subscriptions, kept as one URI token per line */
+static void au__subs_update(au_bridge *b, au_tok params, int add) {
+    au_tok uri;
+    size_t at = 0;
+    if (!au__json_get(params, "uri", &uri) || uri.p[0] != '"') return;
+    while (at < b->subs.len) {
+        uint8_t *nl = (uint8_t *)memchr(b->subs.p + at, '\n', b->subs.len - at);
+        size_t n = (size_t)(nl - (b->subs.p + at));
+        au_tok t;
+        t.p = (const char *)b->subs.p + at;
+        t.len = n;
+        if (au__json_same(t, uri)) {
+            if (add) return;
+            memmove(b->subs.p + at, b->subs.p + at + n + 1, b->subs.len - at - n - 1);
+            b->subs.len -= n + 1;
+            return;
+        }
+        at += n + 1;
+    }
+    if (add) { au__buf_append(&b->subs, uri.p, uri.len); au__buf_append(&b->subs, AU__LIT("\n")); }
+}
+
+/* The last InitializeResult seen from this URL lives in a small file, so a
+   cold start can answer initialize with the daemon's real capabilities. */
+static int au__state_path(const au_bridge *b, char *out, size_t cap, size_t *dir_len) {
+    const char *dir = b->d.state_dir;
+    char base[512];
+    if (b->d.no_mcp || (dir && !dir[0])) return 0;
+    if (dir) snprintf(base, sizeof base, "%s", dir);
+    else {
+#if defined(_WIN32)
+        const char *la = getenv("LOCALAPPDATA");
+        if (!la || !la[0]) return 0;
+        snprintf(base, sizeof base, "%s\\alwaysup", la);
+#else
+        const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+        if (xdg && xdg[0] == '/') snprintf(base, sizeof base, "%s/alwaysup", xdg);
+        else if (home && home[0]) snprintf(base, sizeof base, "%s/.local/state/alwaysup", home);
+        else return 0;
+#endif
+    }
+    *dir_len = strlen(base);
+    snprintf(out, cap, "%s/init-%08x.json", base, (unsigned)au__fnv(b->safe_url, strlen(b->safe_url)));
+    return 1;
+}
+static void au__state_load(au_bridge *b, au__buf *out) {
+    char path[600], chunk[4096];
+    size_t dl, n;
+    FILE *f;
+    au_jsonrpc r;
+    out->off = out->len = 0;
+    if (!au__state_path(b, path, sizeof path, &dl) || !(f = fopen(path, "rb"))) return;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && out->len < ((size_t)1 << 20)) au__buf_append(out, chunk, n);
+    fclose(f);
+    if (!out->len || au_jsonrpc_scan((const char *)out->p, out->len, &r) < 0 || out->p[0] != '{') out->len = 0;
+}
+static void au__state_save(au_bridge *b, au_tok result) {
+    char path[600], tmp[640];
+    size_t dl, i;
+    FILE *f;
+    if (!au__state_path(b, path, sizeof path, &dl)) return;
+    for (i = 1; i <= dl; i++) {                        /* mkdir -p the directory */
+        if (i == dl || path[i] == '/' || path[i] == '\\') {
+            char c = path[i];
+            path[i] = 0;
+#if defined(_WIN32)
+            CreateDirectoryA(path, NULL);
+#else
+            mkdir(path, 0700);
+#endif
+            path[i] = c;
+        }
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (!(f = fopen(tmp, "wb"))) return;
+    fwrite(result.p, 1, result.len, f);
+    if (fclose(f) != 0) { remove(tmp); return; }
+#if defined(_WIN32)
+    MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING);
+#else
+    rename(tmp, path);
+#endif
+}
+static void au__send_shim_request(au_bridge *b, const char *method, const char *params, size_t plen) {
+    char head[160];
+    int n = snprintf(head, sizeof head, "{\"jsonrpc\":\"2.0\",\"id\":\"%s%llu\",\"method\":\"%s\"", b->id_prefix,
+                     (unsigned long long)++b->shim_seq, method);
+    b->scratch.off = b->scratch.len = 0;
+    au__buf_append(&b->scratch, head, (size_t)n);
+    if (params) { au__buf_append(&b->scratch, AU__LIT(",\"params\":")); au__buf_append(&b->scratch, params, plen); }
+    au__buf_append(&b->scratch, AU__LIT("}"));
+    au_client_send(&b->client, AU_OP_TEXT, b->scratch.p, b->scratch.len);
+    au__buf_clear(&b->scratch);
+    b->replay_pending++;
+}
+static void au__send_list_changed(au_bridge *b) {
+    static const char *const kinds[3] = { "tools", "prompts", "resources" };
+    au_tok caps, c, lc;
+    int k, have = au__json_get(au__buf_tok(&b->init_result), "capabilities", &caps);
+    if (b->d.list_changed == AU_LIST_CHANGED_NEVER) return;
+    for (k = 0; k < 3; k++) {
+        if (b->d.list_changed == AU_LIST_CHANGED_ALWAYS ||
+            (have && au__json_get(caps, kinds[k], &c) && au__json_get(c, "listChanged", &lc) && lc.len == 4 &&
+             memcmp(lc.p, "true", 4) == 0)) {
+            char note[96];
+            int n = snprintf(note, sizeof note, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/%s/list_changed\"}", kinds[k]);
+            au__emit(b, note, (size_t)n);
+        }
+    }
+}
+static void au__flush_queue(au_bridge *b);
+static void au__on_down(au_bridge *b, const char *why);
+/* the daemon now holds the session: the client's traffic may flow */
+static void au__session_ready(au_bridge *b, int replayed) {
+    size_t queued = b->q_count;
+    b->conn = AU__UP;
+    b->up_since = b->now;
+    b->ping_sent_at = 0;
+    b->healthy = 0;
+    if (!b->reconnects++)
+        au__log(b, AU_LOG_INFO, "connected to %s (%s)%s", b->safe_url, b->client.peer,
+                b->client.ws.subprotocol[0] ? ", subprotocol accepted" : "");
+    else
+        au__log(b, AU_LOG_INFO, "reconnected after %u attempt%s, %.1f s down, %lu queued message%s sent%s", b->attempts,
+                b->attempts == 1 ? "" : "s", au__secs(b->now - b->down_since), (unsigned long)queued, queued == 1 ? "" : "s",
+                replayed ? ", MCP session replayed" : "");
+    b->attempts = 0;
+    b->first_failure_logged = 0;
+    au__flush_queue(b);
+    if (replayed) au__send_list_changed(b);
+}
+/* A new daemon has never seen the client's initialize: replay it under an
+   id of ours, then the rest of the session state, before any queued message. */
+static void au__begin_session(au_bridge *b) {
+    if (au__mcp(b) && (b->init_state == AU__INIT_ANSWERED || b->init_state == AU__INIT_LOCAL) && b->init_req.len) {
+        int n = snprintf(b->replay_init_id, sizeof b->replay_init_id, "\"%s%llu\"", b->id_prefix,
+                         (unsigned long long)++b->shim_seq);
+        b->scratch.off = b->scratch.len = 0;
+        au__buf_append(&b->scratch, b->init_req.p, b->init_id_at);
+        au__buf_append(&b->scratch, b->replay_init_id, (size_t)n);
+        au__buf_append(&b->scratch, b->init_req.p + b->init_id_at + b->init_id_len, b->init_req.len - b->init_id_at - b->init_id_len);
+        au_client_send(&b->client, AU_OP_TEXT, b->scratch.p, b->scratch.len);
+        au__buf_clear(&b->scratch);
+        b->conn = AU__REPLAY;
+        b->replay_pending = 1;
+        b->replay_waiting_init = 1;
+        b->setup_deadline = b->now + au__ms(b->d.handshake_timeout);
+        au__log(b, AU_LOG_DEBUG, "replaying the MCP session");
+        return;
+    }
+    au__session_ready(b, 0);
+}
+static void au__replay_answer(au_bridge *b, const au_jsonrpc *r) {
+    au_tok id;
+    if (b->conn != AU__REPLAY) return;                 /* late: swallowed */
+    id.p = b->replay_init_id;
+    id.len = strlen(b->replay_init_id);
+    if (b->replay_waiting_init && au__json_same(r->id, id)) {
+        au_tok old = au__buf_tok(&b->init_result), a, c;
+        if (!r->result.p) {
+            char why[300], msg[160] = "";
+            au_tok em;
+            if (r->error.p && au__json_get(r->error, "message", &em)) au__printable(msg, sizeof msg, em.p, em.len);
+            snprintf(why, sizeof why, "the daemon refused the replayed initialize: %s", msg[0] ? msg : "error");
+            au_client_drop(&b->client);
+            au__on_down(b, why);
+            return;
+        }
+        if (au__json_get(old, "protocolVersion", &a) && au__json_get(r->result, "protocolVersion", &c) && !au__json_same(a, c))
+            au__log(b, AU_LOG_WARN, "the new daemon speaks protocol %.*s, the client was told %.*s", (int)AU__MIN(c.len, 40), c.p,
+                    (int)AU__MIN(a.len, 40), a.p);
+        if (au__json_get(old, "serverInfo", &a) && au__json_get(r->result, "serverInfo", &c) && !au__json_same(a, c))
+            au__log(b, AU_LOG_INFO, "the daemon's serverInfo changed: %.*s", (int)AU__MIN(c.len, 200), c.p);
+        au__state_save(b, r->result);
+        b->replay_waiting_init = 0;
+        b->replay_pending = 0;
+        b->session_up = 1;
+        if (b->client_initialized)
+            au_client_send(&b->client, AU_OP_TEXT, AU__LIT("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"));
+        if (b->set_level.len) au__send_shim_request(b, "logging/setLevel", (const char *)b->set_level.p, b->set_level.len);
+        {
+            size_t at = 0;
+            while (at < b->subs.len) {
+                uint8_t *nl = (uint8_t *)memchr(b->subs.p + at, '\n', b->subs.len - at);
+                size_t n = (size_t)(nl - (b->subs.p + at));
+                char *params = (char *)ALWAYSUP_REALLOC(NULL, n + 10);
+                if (params) {
+                    memcpy(params, "{\"uri\":", 7);
+                    memcpy(params + 7, b->subs.p + at, n);
+                    params[7 + n] = '}';
+                    au__send_shim_request(b, "resources/subscribe", params, n + 8);
+                    ALWAYSUP_FREE(params);
+                }
+                at += n + 1;
+            }
+        }
+    } else {
+        if (r->error.p) {
+            char msg[200];
+            au__printable(msg, sizeof msg, r->error.p, r->error.len);
+            au__log(b, AU_LOG_WARN, "the daemon refused a replayed request: %s", msg);
+        }
+        if (b->replay_pending) b->replay_pending--;
+    }
+    if (!b->replay_pending) au__session_ready(b, 1);
+}
+/* --hello: the daemon's first answer decides */
+static void au__hello_answer(au_bridge *b, const char *p, size_t n) {
+    au_tok all, ok, err;
+    all.p = p;
+    all.len = n;
+    if (!au__json_get(all, "ok", &ok)) {
+        au__log(b, AU_LOG_DEBUG, "ignored a message while waiting for the hello answer");
+        return;
+    }
+    if (ok.len == 4 && memcmp(ok.p, "true", 4) == 0) {
+        au__log(b, AU_LOG_DEBUG, "hello accepted");
+        au__begin_session(b);
+    } else {
+        char why[300], detail[200];
+        if (!au__json_get(all, "error", &err)) err = all;
+        au__printable(detail, sizeof detail, err.p, err.len);
+        snprintf(why, sizeof why, "the daemon refused the hello: %s", detail);
+        au_client_drop(&b->client);
+        au__on_down(b, why);
+    }
+}
+/* Cold start: the client's initialize has waited init_grace for a daemon;
+   answer it here so the client does not give up on the server. */
+static void au__init_locally(au_bridge *b) {
+    au__req *r = b->init_pending;
+    au__buf res, out;
+    au_jsonrpc j;
+    int remembered;
+    memset(&res, 0, sizeof res);
+    memset(&out, 0, sizeof out);
+    au__state_load(b, &res);
+    remembered = res.len != 0;
+    if (!remembered) {                                  /* nothing remembered: a minimal result */
+        au_tok pv;
+        if (!(au_jsonrpc_scan((const char *)b->init_req.p, b->init_req.len, &j) >= 0 && j.params.p &&
+              au__json_get(j.params, "protocolVersion", &pv) && pv.p[0] == '"')) {
+            pv.p = "\"2025-06-18\"";
+            pv.len = 12;
+        }
+        au__buf_append(&res, AU__LIT("{\"protocolVersion\":"));
+        au__buf_append(&res, pv.p, pv.len);
+        au__buf_append(&res, AU__LIT(",\"capabilities\":{\"tools\":{\"listChanged\":true},\"prompts\":{\"listChanged\":true},"
+                                     "\"resources\":{\"listChanged\":true}},\"serverInfo\":{\"name\":\"alwaysup\",\"version\":\""
+                                     ALWAYSUP_VERSION_STRING "\"}}"));
+    }
+    au__buf_append(&out, AU__LIT("{\"jsonrpc\":\"2.0\",\"id\":"));
+    au__buf_append(&out, r->id, r->id_len);
+    au__buf_append(&out, AU__LIT(",\"result\":"));
+    au__buf_append(&out, res.p, res.len);
+    au__buf_append(&out, AU__LIT("}"));
+    if (out.p && res.p) {
+        au__emit(b, (const char *)out.p, out.len);
+        au__buf_set(&b->init_result, (const char *)res.p, res.len);
+        b->init_state = AU__INIT_LOCAL;
+        au__log(b, AU_LOG_INFO, "no daemon after %.3g s: answered initialize here (%s); the daemon gets it when it is up",
+                b->d.init_grace, remembered ? "capabilities remembered from this daemon" : "minimal result");
+        au__req_free(b, r);
+    }
+    au__buf_free(&res);
+    au__buf_free(&out);
+}
+
 /* ---- messages from the client (stdin) ---- */
 static int au__id_is_ours(const au_bridge *b, au_tok id) {
     size_t n = strlen(b->id_prefix);
@@ -2817,13 +3266,68 @@ static void au__client_line(au_bridge *b, const char *line, size_t len) {
         const char *bad = NULL;
         if (r.id.p[0] == 'n') bad = "Invalid Request: the id must not be null";
         else if (au__id_is_ours(b, r.id)) bad = "Invalid Request: ids starting with this prefix are reserved by alwaysup";
-        else if (!(q = au__req_new(b, r.id, r.method, &dup)))
+        else if (au__mcp(b) && b->conn != AU__UP && au_json_string_eq(r.method, "ping")) {
+            char ok[64];
+            b->scratch.off = b->scratch.len = 0;             /* down: answer ping here */
+            au__buf_append(&b->scratch, AU__LIT("{\"jsonrpc\":\"2.0\",\"id\":"));
+            au__buf_append(&b->scratch, r.id.p, r.id.len);
+            snprintf(ok, sizeof ok, ",\"result\":{}}");
+            au__buf_append(&b->scratch, ok, strlen(ok));
+            if (b->scratch.p) au__emit(b, (const char *)b->scratch.p, b->scratch.len);
+            au__buf_clear(&b->scratch);
+            return;
+        } else if (!(q = au__req_new(b, r.id, r.method, &dup)))
             bad = dup ? "Invalid Request: a request with this id is still pending" : "alwaysup: out of memory";
         if (bad) {
             au__log(b, AU_LOG_WARN, "stdin: request refused: %s", bad);
             au__reply_error(b, r.id.p[0] == 'n' ? NULL : r.id.p, r.id.len, -32600, bad, NULL);
             return;
         }
+        if (au__mcp(b)) {                                   /* session state to replay later */
+            if (strcmp(q->method, "initialize") == 0) {
+                au__buf_set(&b->init_req, line, len);
+                b->init_id_at = (size_t)(r.id.p - line);
+                b->init_id_len = r.id.len;
+                b->init_state = AU__INIT_PENDING;
+                b->init_pending = q;
+                q->is_init = 1;
+            } else if (strcmp(q->method, "logging/setLevel") == 0 && r.params.p) {
+                au__buf_set(&b->set_level, r.params.p, r.params.len);
+            } else if (strcmp(q->method, "resources/subscribe") == 0 && r.params.p) {
+                au__subs_update(b, r.params, 1);
+            } else if (strcmp(q->method, "resources/unsubscribe") == 0 && r.params.p) {
+                au__subs_update(b, r.params, 0);
+            }
+        }
+    } else if (kind == AU_RPC_NOTIFICATION && au__mcp(b)) {
+        if (au_json_string_eq(r.method, "notifications/initialized")) {
+            b->client_initialized = 1;
+            /* a daemon that has not seen initialize gets this from the replay */
+            if ((b->init_state == AU__INIT_ANSWERED || b->init_state == AU__INIT_LOCAL) && !(b->conn == AU__UP && b->session_up))
+                return;
+        } else if (au_json_string_eq(r.method, "notifications/cancelled")) {
+            au_tok rid;
+            au__req *c = r.params.p && au__json_get(r.params, "requestId", &rid) ? au__req_lookup(b, rid) : NULL;
+            if (!c) {
+                au__log(b, AU_LOG_DEBUG, "dropped a cancellation for a request already answered");
+                return;
+            }
+            if (!c->sent) {                                 /* never reached a daemon: forget both */
+                au__log(b, AU_LOG_DEBUG, "cancelled request %s dropped from the queue", c->method);
+                au__req_free(b, c);
+                return;
+            }
+        }
+    } else if (kind == AU_RPC_RESPONSE && au__mcp(b)) {
+        au__dreq **pp = au__dreq_find(b, r.id);
+        if (!pp || (*pp)->cancelled || (*pp)->gen != b->conn_gen || b->conn != AU__UP) {
+            char id[80];
+            au__printable(id, sizeof id, r.id.p, r.id.len);
+            au__log(b, AU_LOG_INFO, "dropped the client's answer to %s: the daemon connection that asked is gone", id);
+            if (pp) au__dreq_unlink(b, pp);
+            return;
+        }
+        au__dreq_unlink(b, pp);
     }
     au__forward(b, line, len, q);
 }
@@ -2887,18 +3391,36 @@ static void au__daemon_message(au_bridge *b, const au_ws_msg *m) {
     }
     while (n && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) { p++; n--; }
     while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\n' || p[n - 1] == '\r')) n--;
-    if (kind == AU_RPC_RESPONSE) {
+    if (b->conn == AU__HELLO) {
+        au__hello_answer(b, p, n);
+    } else if (kind == AU_RPC_INVALID) {
+        char preview[100];
+        au__printable(preview, sizeof preview, p, n);
+        au__log(b, AU_LOG_WARN, "dropped a message from the daemon that is not JSON-RPC (%s): %s", r.problem, preview);
+    } else if (kind == AU_RPC_RESPONSE && au__id_is_ours(b, r.id)) {
+        au__replay_answer(b, &r);                      /* answers to our replay never reach the client */
+    } else if (kind == AU_RPC_RESPONSE) {
         au__req *q = au__req_lookup(b, r.id);
         if (!q || !q->sent) {
             char id[80];
             au__printable(id, sizeof id, r.id.p, r.id.len);
             au__log(b, AU_LOG_WARN, "dropped an answer from the daemon for id %s: no request with that id is waiting", id);
-            au__buf_clear(&b->scratch);
-            return;
+        } else {
+            if (q->is_init) {
+                if (r.result.p) {                      /* the session to carry over */
+                    au__buf_set(&b->init_result, r.result.p, r.result.len);
+                    b->init_state = AU__INIT_ANSWERED;
+                    b->session_up = 1;
+                    au__state_save(b, r.result);
+                } else b->init_state = AU__INIT_NONE;
+            }
+            au__req_free(b, q);
+            au__emit(b, p, n);
         }
-        au__req_free(b, q);
+    } else {
+        if (kind == AU_RPC_REQUEST && au__mcp(b)) au__dreq_add(b, r.id);
+        au__emit(b, p, n);
     }
-    au__emit(b, p, n);
     au__buf_clear(&b->scratch);
 }
 
@@ -2953,23 +3475,22 @@ static void au__attempt(au_bridge *b) {
     au_client_connect(&b->client, b->now);
 }
 static void au__on_open(au_bridge *b) {
-    size_t queued = b->q_count;
-    b->conn = AU__UP;
-    b->up_since = b->now;
-    b->ping_sent_at = 0;
-    b->healthy = 0;
-    if (!b->reconnects++)
-        au__log(b, AU_LOG_INFO, "connected to %s (%s)%s", b->safe_url, b->client.peer,
-                b->client.ws.subprotocol[0] ? ", subprotocol accepted" : "");
-    else
-        au__log(b, AU_LOG_INFO, "reconnected after %u attempt%s, %.1f s down, %lu queued message%s sent", b->attempts,
-                b->attempts == 1 ? "" : "s", au__secs(b->now - b->down_since), (unsigned long)queued, queued == 1 ? "" : "s");
-    b->attempts = 0;
-    b->first_failure_logged = 0;
-    au__flush_queue(b);
+    b->conn_gen++;
+    b->session_up = 0;
+    if (b->d.hello) {
+        au_client_send(&b->client, AU_OP_TEXT, b->d.hello, strlen(b->d.hello));
+        if (b->d.hello_ack_timeout > 0) {
+            b->conn = AU__HELLO;
+            b->setup_deadline = b->now + au__ms(b->d.hello_ack_timeout);
+            return;
+        }
+    }
+    au__begin_session(b);
 }
 static void au__on_down(au_bridge *b, const char *why) {
     double delay;
+    if (b->conn >= AU__HELLO && au__mcp(b)) au__dreq_cancel(b, "alwaysup: the connection to the daemon was lost");
+    b->session_up = 0;
     if (b->conn == AU__UP) {
         unsigned failed, resent;
         b->down_since = b->now;
@@ -3035,7 +3556,7 @@ static void au__pump_client(au_bridge *b, int revents) {
 static void au__finish(au_bridge *b, double wait) {
     b->phase = AU__CLOSING;
     b->phase_deadline = b->now + au__ms(wait);
-    if (b->conn == AU__UP) au_client_close(&b->client, AU_CLOSE_NORMAL, NULL, b->now);
+    if (b->conn >= AU__HELLO) au_client_close(&b->client, AU_CLOSE_NORMAL, NULL, b->now);
     else { au_client_drop(&b->client); b->conn = AU__DOWN; }
 }
 static void au__drop_queue(au_bridge *b) {
@@ -3079,6 +3600,16 @@ static void au__timers(au_bridge *b) {
         return;
     }
     if (b->conn == AU__DOWN && b->now >= b->retry_at) au__attempt(b);
+    if ((b->conn == AU__HELLO || b->conn == AU__REPLAY) && b->now >= b->setup_deadline) {
+        char why[160];
+        snprintf(why, sizeof why, "no answer to the %s within %.3g s", b->conn == AU__HELLO ? "hello" : "replayed initialize",
+                 au__secs(b->now - (b->setup_deadline - au__ms(b->conn == AU__HELLO ? b->d.hello_ack_timeout : b->d.handshake_timeout))));
+        au_client_drop(&b->client);
+        au__on_down(b, why);
+    }
+    if (b->init_pending && !b->init_pending->sent && b->d.init_grace > 0 && b->init_pending->msg &&
+        b->now - b->init_pending->msg->t >= au__ms(b->d.init_grace))
+        au__init_locally(b);
     if (b->conn == AU__UP) {
         int64_t interval = au__ms(b->d.ping_interval), timeout = au__ms(b->d.ping_timeout);
         if (!b->healthy && b->now - b->up_since >= au__ms(b->d.healthy_after)) {
@@ -3102,7 +3633,7 @@ static void au__timers(au_bridge *b) {
     }
     for (m = b->q_head; m; m = next) {          /* queued requests wait at most queue_timeout */
         next = m->next;
-        if (m->req && b->now - m->t >= au__ms(b->d.queue_timeout)) {
+        if (m->req && !m->req->is_init && b->now - m->t >= au__ms(b->d.queue_timeout)) {
             char msg[512], data[96];
             double down = au__secs(b->now - b->down_since);
             snprintf(msg, sizeof msg, "alwaysup: the daemon at %.150s is unreachable (%u attempt%s over %.1f s; last error: %.200s)",
@@ -3147,6 +3678,16 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     if (!(b->d.drain_timeout > 0)) b->d.drain_timeout = 2;
     if (!(b->d.close_timeout > 0)) b->d.close_timeout = 1;
     if (b->d.log_level <= 0) b->d.log_level = AU_LOG_INFO;
+    if (b->d.init_grace == 0) b->d.init_grace = 10;
+    if (b->d.hello_ack_timeout == 0) b->d.hello_ack_timeout = 10;
+    if (b->d.hello) {
+        au_jsonrpc j;
+        if (au_jsonrpc_scan(b->d.hello, strlen(b->d.hello), &j) < 0) {
+            snprintf(b->error, sizeof b->error, "the hello message is not JSON: %s at byte %lu", j.problem,
+                     (unsigned long)j.problem_at);
+            return AU_EINVAL;
+        }
+    }
     if (b->d.out_fd == 0) b->d.out_fd = 1;
     /* subprotocols: NULL offers "mcp", "" none, "a, b" both */
     snprintf(b->proto_buf, sizeof b->proto_buf, "%s", desc->subprotocol ? desc->subprotocol : "mcp");
@@ -3271,7 +3812,10 @@ ALWAYSUP_DEF int au_bridge_timeout(au_bridge *b) {
         }
     }
     for (m = b->q_head; m; m = m->next)
-        if (m->req) { AU__SOON(m->t + au__ms(b->d.queue_timeout)); break; }   /* oldest request first */
+        if (m->req && !m->req->is_init) { AU__SOON(m->t + au__ms(b->d.queue_timeout)); break; }   /* oldest first */
+    if (b->conn == AU__HELLO || b->conn == AU__REPLAY) AU__SOON(b->setup_deadline);
+    if (b->init_pending && !b->init_pending->sent && b->init_pending->msg && b->d.init_grace > 0)
+        AU__SOON(b->init_pending->msg->t + au__ms(b->d.init_grace));
     if (b->phase != AU__RUN) AU__SOON(b->phase_deadline);
 #undef AU__SOON
     if (next < 0) return -1;
@@ -3323,6 +3867,11 @@ ALWAYSUP_DEF void au_bridge_free(au_bridge *b) {
     au_lines_free(&b->lines);
     au__buf_free(&b->out);
     au__buf_free(&b->scratch);
+    au__buf_free(&b->init_req);
+    au__buf_free(&b->init_result);
+    au__buf_free(&b->set_level);
+    au__buf_free(&b->subs);
+    while (b->dreqs) au__dreq_unlink(b, &b->dreqs);
     ALWAYSUP_FREE(b->ibuf);
     b->ibuf = NULL;
     if (b->log_file) fclose((FILE *)b->log_file);

@@ -15,7 +15,7 @@
 
 #define MAX_HEADERS 64
 
-enum { SECONDS, SECONDS_OR_OFF, FACTOR, FRACTION, BYTES, BYTES64, LEVEL, TEXT };
+enum { SECONDS, SECONDS_OR_OFF, FACTOR, FRACTION, BYTES, BYTES64, LEVEL, LIST_CHANGED, FLAG, TEXT };
 
 typedef struct option {
     const char *flag;     /* long name without "--" */
@@ -82,6 +82,20 @@ static void set_option(const option *o, const char *name, const char *text) {
         v <<= shift;
         if (o->kind == BYTES64) *(uint64_t *)o->target = v;
         else *(size_t *)o->target = (size_t)v;
+        break;
+    }
+    case LIST_CHANGED: {
+        static const char *const names[] = { "when-advertised", "always", "never" };
+        int i;
+        for (i = 0; i < 3; i++)
+            if (strcmp(text, names[i]) == 0) { *(int *)o->target = i; return; }
+        die("%s: '%s' is not one of when-advertised, always, never", name, text);
+        break;
+    }
+    case FLAG: {                                  /* from the environment: 1/0, true/false, yes/no */
+        if (!strcmp(text, "1") || !strcmp(text, "true") || !strcmp(text, "yes")) *(int *)o->target = 1;
+        else if (!strcmp(text, "0") || !strcmp(text, "false") || !strcmp(text, "no")) *(int *)o->target = 0;
+        else die("%s: '%s' is not 1 or 0", name, text);
         break;
     }
     case LEVEL: {
@@ -182,6 +196,12 @@ int main(int argc, char **argv) {
         { "close-timeout", "ALWAYSUP_CLOSE_TIMEOUT", SECONDS, NULL, "S", "wait for the close reply on SIGTERM [1]" },
         { "log-level", "ALWAYSUP_LOG_LEVEL", LEVEL, NULL, "L", "error, warn, info or debug [info]" },
         { "log-file", "ALWAYSUP_LOG_FILE", TEXT, NULL, "PATH", "also append logs to this file" },
+        { "no-mcp", "ALWAYSUP_NO_MCP", FLAG, NULL, "", "plain JSON-RPC: no MCP session replay, local ping, list_changed" },
+        { "init-grace", "ALWAYSUP_INIT_GRACE", SECONDS_OR_OFF, NULL, "S", "answer a cold-start initialize here after; 0: never [10]" },
+        { "list-changed", "ALWAYSUP_LIST_CHANGED", LIST_CHANGED, NULL, "WHEN", "list_changed after a reconnect: when-advertised, always, never" },
+        { "state-dir", "ALWAYSUP_STATE_DIR", TEXT, NULL, "DIR", "remember the daemon's InitializeResult here; '' off [$XDG_STATE_HOME/alwaysup]" },
+        { "hello", "ALWAYSUP_HELLO", TEXT, NULL, "JSON", "message sent first on every connection" },
+        { "hello-ack-timeout", "ALWAYSUP_HELLO_ACK_TIMEOUT", SECONDS_OR_OFF, NULL, "S", "wait for an answer with \"ok\":true; 0: no wait [10]" },
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
 
@@ -204,6 +224,12 @@ int main(int argc, char **argv) {
     opts[15].target = &d.close_timeout;
     opts[16].target = &d.log_level;
     opts[17].target = &d.log_file;
+    opts[18].target = &d.no_mcp;
+    opts[19].target = &d.init_grace;
+    opts[20].target = &d.list_changed;
+    opts[21].target = &d.state_dir;
+    opts[22].target = &d.hello;
+    opts[23].target = &d.hello_ack_timeout;
 
     /* environment first, so flags override it */
     if (getenv("EXAI_WS_HANDSHAKE_TIMEOUT")) set_option(&opts[2], "EXAI_WS_HANDSHAKE_TIMEOUT", getenv("EXAI_WS_HANDSHAKE_TIMEOUT"));
@@ -244,6 +270,11 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "%.*s", (int)nl, a + 2);
         for (k = 0; k < nopts; k++) if (strcmp(name, opts[k].flag) == 0) break;
         if (k == nopts) die("unknown option '%s' (see --help)%s", a, "");
+        if (opts[k].kind == FLAG) {
+            if (a[2 + nl] == '=') die("--%s takes no value%s", name, "");
+            *(int *)opts[k].target = 1;
+            continue;
+        }
         if (a[2 + nl] == '=') val = a + 3 + nl;
         else if (i + 1 < argc) val = argv[++i];
         else die("--%s needs a value%s", name, "");

@@ -137,6 +137,8 @@ class Shim:
         for k in list(e):
             if k.startswith("ALWAYSUP_") and k not in ("ALWAYSUP_BIN", "ALWAYSUP_WRAP", "ALWAYSUP_SLOW"):
                 del e[k]
+        # each shim remembers InitializeResults in its own state directory
+        e["XDG_STATE_HOME"] = os.path.join(LOGDIR, "state", name)
         e.update(env or {})
         argv = WRAP + [SHIM] + list(args) + ([url] if url else [])
         self.started = time.monotonic()

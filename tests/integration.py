@@ -163,7 +163,10 @@ def three_restarts_in_five_seconds(t):
             ids.append(s.request("echo", {"k": k}))
             s.wait_for(ids[-1])
             d.kill()
-            ids.append(s.request("echo", {"while_down": k}))   # queued
+            deadline = time.monotonic() + 2
+            while s.log().count(" lost: ") < k + 1 and time.monotonic() < deadline:
+                time.sleep(0.005)                             # the shim saw it: the next one is queued
+            ids.append(s.request("echo", {"while_down": k}))
             time.sleep(0.4)
             d.start(instance="F%d" % k)
         t.check(time.monotonic() - t0 < 5 * SLOW, "three restarts within five seconds")
@@ -741,6 +744,255 @@ def url_from_environment(t):
         t.check(is_error(m), "ALWAYSUP_QUEUE_TIMEOUT honoured")
         s.stop()
     finally:
+        d.stop()
+
+
+# ---------------------------------------------------------------- MCP session
+def mcp_init(s, extra=None):
+    """The client's side of an MCP handshake; returns the InitializeResult."""
+    i = s.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {"sampling": {}},
+                                 "clientInfo": {"name": "scripted", "version": "1"}})
+    m = s.wait_for(i, 15)
+    s.notify("notifications/initialized")
+    return m
+
+
+def methods(d, name):
+    return [x for x in d.received() if isinstance(x, dict) and x.get("method") == name]
+
+
+@scenario
+def mcp_session_replayed_after_restart(t):
+    d = Daemon("replay", args=["--mcp-strict"], instance="A")
+    s = Shim("replay", d.url())
+    try:
+        m = mcp_init(s)
+        t.check(m and m["result"]["serverInfo"]["version"] == "A", "initialize answered by the daemon")
+        s.wait_for(s.request("logging/setLevel", {"level": "debug"}))
+        s.wait_for(s.request("resources/subscribe", {"uri": "file:///a"}))
+        s.wait_for(s.request("resources/subscribe", {"uri": "file:///b"}))
+        s.wait_for(s.request("resources/unsubscribe", {"uri": "file:///a"}))
+        t.check("result" in (s.wait_for(s.request("tools/list")) or {}), "tools/list before the restart")
+        d.kill()
+        time.sleep(0.3)
+        d.start(instance="B")
+        t0 = time.monotonic()
+        i = s.request("tools/call", {"name": "echo", "arguments": {}})
+        m = s.wait_for(i, 5)
+        took = time.monotonic() - t0
+        t.check(m and "result" in m, "a strict daemon accepts calls after the restart: %r" % (m,))
+        MEASURED["strict daemon restarted: first call after restart (session replayed)"] = "%.0f ms" % (took * 1000)
+        inits = methods(d, "initialize")
+        t.check(len(inits) == 2 and isinstance(inits[1]["id"], str) and inits[1]["id"].startswith("alwaysup-"),
+                "initialize replayed under a shim-owned id: %r" % [x.get("id") for x in inits])
+        t.check(inits[1].get("params") == inits[0].get("params"), "the replay carries the client's own params")
+        log = d.log()
+        second = log[log.index("start instance B"):]
+        order = [l.split(" recv ", 1)[1] for l in second.splitlines() if " recv " in l]
+        names = [json.loads(x).get("method") for x in order]
+        t.check(names[:4] == ["initialize", "notifications/initialized", "logging/setLevel", "resources/subscribe"],
+                "replay order: initialize, initialized, setLevel, subscribe, then the queue: %r" % names[:6])
+        subs = [json.loads(x) for x in order if '"resources/subscribe"' in x]
+        t.check([x["params"]["uri"] for x in subs] == ["file:///b"], "only active subscriptions replayed")
+        t.check(names.index("tools/call") > names.index("resources/subscribe"), "queued call sent only after the replay")
+        lc = sorted(x["method"] for x in s.all if isinstance(x, dict) and str(x.get("method", "")).endswith("list_changed"))
+        t.check(lc == ["notifications/prompts/list_changed", "notifications/resources/list_changed",
+                       "notifications/tools/list_changed"], "list_changed for each advertised list: %r" % lc)
+        t.check("MCP session replayed" in s.log(), "replay logged")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def mcp_replay_refused_means_retry(t):
+    d = Daemon("replayrefused", args=["--mcp-strict"])
+    s = Shim("replayrefused", d.url(), "--queue-timeout", "3", "--log-level", "debug")
+    try:
+        mcp_init(s)
+        d.kill()
+        d.start()
+        d.cmd("initerror on")
+        i = s.request("tools/list")
+        time.sleep(1.5)
+        t.check(not s.answers(i), "nothing goes through while the daemon refuses the replayed initialize")
+        t.check("refused the replayed initialize" in s.log(), "the refusal is logged")
+        d.cmd("initerror off")
+        m = s.wait_for(i, 5)
+        t.check(m and "result" in m, "once the daemon accepts initialize, the queued request is answered")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def mcp_list_changed_policy(t):
+    for policy, want in (("never", 0), ("always", 3)):
+        d = Daemon("lc-" + policy, args=["--mcp-strict"])
+        s = Shim("lc-" + policy, d.url(), "--list-changed", policy)
+        try:
+            mcp_init(s)
+            d.kill()
+            d.start()
+            s.wait_for(s.request("tools/list"), 5)
+            time.sleep(0.1)
+            n = len([x for x in s.all if isinstance(x, dict) and str(x.get("method", "")).endswith("list_changed")])
+            t.check(n == want, "--list-changed %s: %d notifications (want %d)" % (policy, n, want))
+            s.check_clean(t)
+        finally:
+            s.stop()
+            d.stop()
+
+
+@scenario
+def mcp_ping_answered_while_down(t):
+    d = Daemon("localping", args=["--mcp-strict"])
+    s = Shim("localping", d.url())
+    try:
+        mcp_init(s)
+        d.kill()
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        i = s.request("ping")
+        m = s.wait_for(i, 2)
+        t.check(m and m.get("result") == {} and time.monotonic() - t0 < 0.2 * SLOW, "ping answered locally while down")
+        d.start()
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def mcp_daemon_requests_across_a_dead_connection(t):
+    d = Daemon("dreq", args=["--mcp-strict"])
+    s = Shim("dreq", d.url())
+    try:
+        mcp_init(s)
+        d.cmd('send {"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{"messages":[]}}')
+        m = s.wait_until(lambda x: isinstance(x, dict) and x.get("method") == "sampling/createMessage", 3)
+        t.check(m is not None, "daemon request reaches the client")
+        slow = s.request("sleep", {"ms": 5000})
+        time.sleep(0.1)
+        d.kill()
+        c = s.wait_until(lambda x: isinstance(x, dict) and x.get("method") == "notifications/cancelled", 3)
+        t.check(c is not None and c["params"]["requestId"] == "s1", "client told the daemon's request is cancelled: %r" % (c,))
+        t.check(is_error(s.wait_for(slow, 3)), "the client's own in-flight request failed")
+        d.start()
+        s.wait_for(s.request("tools/list"), 5)
+        s.send({"jsonrpc": "2.0", "id": "s1", "result": {"content": {"type": "text", "text": "late"}}})
+        s.notify("notifications/cancelled", {"requestId": slow, "reason": "user gave up"})
+        s.wait_for(s.request("ping"), 3)
+        time.sleep(0.2)
+        new_life = d.log()[d.log().index("start instance", 10):]
+        t.check('"s1"' not in new_life, "the late answer never reached the new daemon")
+        t.check("notifications/cancelled" not in new_life, "a cancel for an answered request is not forwarded")
+        # a queued request the client cancels is dropped with its cancel
+        d.kill()
+        q = s.request("tools/call", {"name": "x"})
+        s.notify("notifications/cancelled", {"requestId": q})
+        d.start(instance="C")
+        s.wait_for(s.request("tools/list"), 5)
+        time.sleep(0.2)
+        third = d.log()[d.log().index("start instance C"):]
+        t.check("tools/call" not in third and "notifications/cancelled" not in third, "cancelled queued request never sent")
+        s.check_clean(t, unanswered=[q])
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def mcp_cold_start(t):
+    port = free_port()
+    # daemon comes within the grace: initialize answered by the daemon itself
+    s = Shim("cold1", "ws://127.0.0.1:%d" % port, "--queue-timeout", "1")
+    d = None
+    try:
+        i = s.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}})
+        time.sleep(2.0)                          # longer than the queue timeout: initialize is exempt
+        t.check(not s.answers(i), "initialize waits for the daemon, not failed by the queue timeout")
+        d = Daemon("cold1", port=port, args=["--mcp-strict"], instance="real")
+        m = s.wait_for(i, 5)
+        t.check(m and m["result"]["serverInfo"]["name"] == "testd", "answered by the daemon once it is up")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        if d:
+            d.stop()
+    # daemon later than the grace: answered here, minimal result, then upstream init + list_changed
+    port = free_port()
+    s = Shim("cold2", "ws://127.0.0.1:%d" % port, "--init-grace", "1")
+    d = None
+    try:
+        t0 = time.monotonic()
+        i = s.request("initialize", {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}})
+        m = s.wait_for(i, 5)
+        took = time.monotonic() - t0
+        t.check(m and 0.9 < took < 1.5 * SLOW, "answered locally after the grace (%.2f s)" % took)
+        t.check(m and m["result"]["serverInfo"]["name"] == "alwaysup" and m["result"]["protocolVersion"] == "2025-03-26"
+                and m["result"]["capabilities"]["tools"]["listChanged"] is True, "minimal result echoes the version, advertises listChanged")
+        s.notify("notifications/initialized")
+        call = s.request("tools/list")
+        time.sleep(0.5)
+        d = Daemon("cold2", port=port, args=["--mcp-strict"], instance="late")
+        m = s.wait_for(call, 5)
+        t.check(m and "result" in m, "queued call answered after the daemon initialized upstream")
+        inits = methods(d, "initialize")
+        t.check(len(inits) == 1 and str(inits[0]["id"]).startswith("alwaysup-"), "the daemon got the client's initialize under a shim id")
+        t.check(len(methods(d, "notifications/initialized")) == 1, "and notifications/initialized once")
+        lc = [x for x in s.all if isinstance(x, dict) and str(x.get("method", "")).endswith("list_changed")]
+        t.check(len(lc) == 3, "list_changed sent once the daemon is up (%d)" % len(lc))
+        s.check_clean(t)
+    finally:
+        s.stop()
+        if d:
+            d.stop()
+    # again with a remembered InitializeResult in the state directory
+    state = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "test-logs", "integration", "state", "cold3")
+    d = Daemon("cold3a", args=["--mcp-strict"], instance="remembered")
+    port = d.port
+    s = Shim("cold3", d.url())
+    try:
+        mcp_init(s)
+        s.close_stdin()
+        s.wait_exit(3)
+    finally:
+        s.stop()
+        d.stop()
+    s = Shim("cold3", "ws://127.0.0.1:%d" % port, "--init-grace", "0.5")
+    try:
+        i = s.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}})
+        m = s.wait_for(i, 3)
+        t.check(m and m["result"]["serverInfo"] == {"name": "testd", "version": "remembered"},
+                "cold start answered with the InitializeResult remembered from this URL: %r" % (m,))
+        t.check(os.path.isdir(os.path.join(state, "alwaysup")), "state kept under XDG_STATE_HOME/alwaysup")
+        s.check_clean(t)
+    finally:
+        s.stop()
+
+
+@scenario
+def no_mcp_mode(t):
+    d = Daemon("nomcp", args=["--mcp-strict"])
+    s = Shim("nomcp", d.url(), "--no-mcp")
+    try:
+        mcp_init(s)
+        d.kill()
+        i = s.request("ping")
+        time.sleep(0.3)
+        t.check(not s.answers(i), "--no-mcp: ping is not answered locally")
+        d.start()
+        m = s.wait_for(i, 5)
+        t.check(m and "result" in m, "the queued ping goes to the daemon")
+        m = s.wait_for(s.request("tools/list"), 5)
+        t.check(is_error(m, -32002), "--no-mcp: no replay, so a strict daemon says not initialized")
+        t.check(len(methods(d, "initialize")) == 1, "initialize sent once only")
+        s.check_clean(t)
+    finally:
+        s.stop()
         d.stop()
 
 

@@ -40,6 +40,7 @@
                      open connection; sendbin TEXT: the same as binary
      sendraw HEX     raw bytes written verbatim to every open, closing or
                      hanging (hang-handshake, bad-accept) connection
+     initerror on|off  refuse initialize with error -32603 (or stop refusing)
      conns           "ok N": open WebSocket connections (handshake done, no
                      close frame sent or received yet)
      quit            exit 0
@@ -241,6 +242,7 @@ static struct {
     unsigned port;           /* actual port once bound */
     int mode;
     int strict;
+    int init_error;      /* "initerror on": initialize is refused */
     FILE *log;
     char instance[128];
     const char *subprotocol;
@@ -517,7 +519,9 @@ static void rpc_request(conn *c, const au_jsonrpc *r) {
         rpc_error(c, id, -32002, "Server not initialized");
         return;
     }
-    if (au_json_string_eq(m, "initialize")) {
+    if (au_json_string_eq(m, "initialize") && g.init_error) {
+        rpc_error(c, id, -32603, "initialize refused by the test daemon");
+    } else if (au_json_string_eq(m, "initialize")) {
         c->init_received = 1;
         buf_puts(&b, "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{\"tools\":{\"listChanged\":true},"
                      "\"resources\":{\"subscribe\":true,\"listChanged\":true},\"prompts\":{\"listChanged\":true},"
@@ -1166,6 +1170,9 @@ static void command(char *line) {
         for (i = 0; i < g.nconns; i++)
             if (g.conns[i]->state == ST_OPEN) n++;
         reply("ok %lu", (unsigned long)n);
+    } else if (strcmp(line, "initerror") == 0 && (strcmp(arg, "on") == 0 || strcmp(arg, "off") == 0)) {
+        g.init_error = strcmp(arg, "on") == 0;
+        reply("ok");
     } else if (strcmp(line, "quit") == 0) {
         reply("ok");
         g.quit = 1;
