@@ -1598,7 +1598,10 @@ ALWAYSUP_DEF size_t au_ws_recv(au_ws *ws, const void *data, size_t len, au_ws_ms
             m->len = ev.len;
             return pos;
         case AU_WS_EV_CLOSE:
-            if (ws->state == AU_WS_OPEN) au__ws_close_frame(ws, AU_CLOSE_NORMAL, NULL);
+            /* echo the peer's code (RFC 6455 5.5.1) unless it is one only the peer may use */
+            if (ws->state == AU_WS_OPEN)
+                au__ws_close_frame(ws, au_ws_close_code_valid(ev.code) && (ev.code < 1012 || ev.code > 1014) ? ev.code
+                                                                                                    : (unsigned)AU_CLOSE_NORMAL, NULL);
             ws->state = AU_WS_CLOSED;
             au__printable(ws->reason, sizeof ws->reason, ev.reason ? ev.reason : "", ev.reason_len);
             au__buf_clear(&ws->msg);
@@ -2566,6 +2569,7 @@ struct au__req {                          /* a client request not answered yet *
     uint64_t seq;
     int64_t t;
     int sent, safe, is_init;
+    int resends;                          /* times re-sent after a lost connection */
     uint32_t hash;
     size_t key_len, id_len;
     char *key, *id;                       /* canonical key and the raw token */
@@ -3442,7 +3446,8 @@ static void au__settle_inflight(au_bridge *b, const char *why, unsigned *failed,
         while (r) {
             au__req *next = r->next;
             if (r->sent) {
-                if (r->safe && r->msg && keep) { keep[nkeep++] = r; }
+                /* at most two re-sends: a request that kills the daemon must not kill every restart */
+                if (r->safe && r->msg && keep && r->resends < 2) { keep[nkeep++] = r; }
                 else {
                     char msg[400];
                     snprintf(msg, sizeof msg, "alwaysup: the connection to the daemon was lost before it answered (%s); "
@@ -3459,8 +3464,9 @@ static void au__settle_inflight(au_bridge *b, const char *why, unsigned *failed,
         for (i = nkeep; i-- > 0;) {
             au__req *r = keep[i];
             r->sent = 0;
+            r->resends++;
             b->inflight--;
-            r->msg->t = b->now;
+            r->msg->t = r->t;               /* the queue timeout counts from the client's send */
             au__q_insert(b, r->msg, b->q_head);
         }
         *resent = (unsigned)nkeep;
