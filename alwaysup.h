@@ -580,6 +580,8 @@ typedef struct au_bridge {
     au__buf subs;                      /* subscribed resource URIs, one JSON string per line */
     au__req *init_pending;             /* the client's initialize while unanswered */
     int init_state, client_initialized, session_up, replay_waiting_init;
+    int init_minimal;                  /* the client saw our placeholder result */
+    au__buf daemon_result;             /* the InitializeResult of the current daemon */
     unsigned conn_gen, replay_pending;
     uint64_t shim_seq;
     char replay_init_id[48];
@@ -3063,15 +3065,19 @@ static void au__send_shim_request(au_bridge *b, const char *method, const char *
     au__buf_clear(&b->scratch);
     b->replay_pending++;
 }
+/* After a reconnect: list_changed for each list the client was told can
+   change and the new daemon still has, so the client re-reads it. */
 static void au__send_list_changed(au_bridge *b) {
     static const char *const kinds[3] = { "tools", "prompts", "resources" };
-    au_tok caps, c, lc;
-    int k, have = au__json_get(au__buf_tok(&b->init_result), "capabilities", &caps);
+    au_tok seen, now, c, lc;
+    int k, have_seen = au__json_get(au__buf_tok(&b->init_result), "capabilities", &seen),
+           have_now = au__json_get(au__buf_tok(&b->daemon_result), "capabilities", &now);
     if (b->d.list_changed == AU_LIST_CHANGED_NEVER) return;
     for (k = 0; k < 3; k++) {
-        if (b->d.list_changed == AU_LIST_CHANGED_ALWAYS ||
-            (have && au__json_get(caps, kinds[k], &c) && au__json_get(c, "listChanged", &lc) && lc.len == 4 &&
-             memcmp(lc.p, "true", 4) == 0)) {
+        int told = have_seen && au__json_get(seen, kinds[k], &c) && au__json_get(c, "listChanged", &lc) && lc.len == 4 &&
+                   memcmp(lc.p, "true", 4) == 0;
+        int exists = have_now && au__json_get(now, kinds[k], &c);
+        if (b->d.list_changed == AU_LIST_CHANGED_ALWAYS || (told && exists)) {
             char note[96];
             int n = snprintf(note, sizeof note, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/%s/list_changed\"}", kinds[k]);
             au__emit(b, note, (size_t)n);
@@ -3136,6 +3142,8 @@ static void au__replay_answer(au_bridge *b, const au_jsonrpc *r) {
             au__on_down(b, why);
             return;
         }
+        au__buf_set(&b->daemon_result, r->result.p, r->result.len);
+        if (b->init_minimal) old.p = NULL;              /* nothing real to compare with */
         if (au__json_get(old, "protocolVersion", &a) && au__json_get(r->result, "protocolVersion", &c) && !au__json_same(a, c))
             au__log(b, AU_LOG_WARN, "the new daemon speaks protocol %.*s, the client was told %.*s", (int)AU__MIN(c.len, 40), c.p,
                     (int)AU__MIN(a.len, 40), a.p);
@@ -3228,6 +3236,7 @@ static void au__init_locally(au_bridge *b) {
         au__emit(b, (const char *)out.p, out.len);
         au__buf_set(&b->init_result, (const char *)res.p, res.len);
         b->init_state = AU__INIT_LOCAL;
+        b->init_minimal = !remembered;
         au__log(b, AU_LOG_INFO, "no daemon after %.3g s: answered initialize here (%s); the daemon gets it when it is up",
                 b->d.init_grace, remembered ? "capabilities remembered from this daemon" : "minimal result");
         au__req_free(b, r);
@@ -3413,6 +3422,8 @@ static void au__daemon_message(au_bridge *b, const au_ws_msg *m) {
             if (q->is_init) {
                 if (r.result.p) {                      /* the session to carry over */
                     au__buf_set(&b->init_result, r.result.p, r.result.len);
+                    au__buf_set(&b->daemon_result, r.result.p, r.result.len);
+                    b->init_minimal = 0;
                     b->init_state = AU__INIT_ANSWERED;
                     b->session_up = 1;
                     au__state_save(b, r.result);
@@ -3875,6 +3886,7 @@ ALWAYSUP_DEF void au_bridge_free(au_bridge *b) {
     au__buf_free(&b->scratch);
     au__buf_free(&b->init_req);
     au__buf_free(&b->init_result);
+    au__buf_free(&b->daemon_result);
     au__buf_free(&b->set_level);
     au__buf_free(&b->subs);
     while (b->dreqs) au__dreq_unlink(b, &b->dreqs);
