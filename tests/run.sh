@@ -77,6 +77,14 @@ PY=/usr/bin/python3
 suite build-shim $MAKE -s build/alwaysup build/testd
 suite integration "$PY" tests/integration.py
 
+echo "== interop with real peers"
+if "$PY" -c 'import websockets' 2>/dev/null; then
+    suite interop-python-nginx "$PY" tests/interop/peers_interop.py
+else skip interop-python-nginx "python3-websockets not installed (tools/install-deps.sh)"; fi
+if have node && [ -d tests/node_modules/@modelcontextprotocol/sdk ]; then
+    suite interop-mcp-sdk node tests/interop/sdk_interop.mjs
+else skip interop-mcp-sdk "node or tests/node_modules missing (tools/install-deps.sh runs npm ci)"; fi
+
 echo
 if [ ${#FAILED_SUITES[@]} -gt 0 ]; then echo "failed suites: ${FAILED_SUITES[*]}"; fi
 echo "$PASS passed, $FAIL failed"

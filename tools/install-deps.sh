@@ -18,6 +18,11 @@ have nm       || pkgs+=(binutils)
 have bc       || pkgs+=(bc)
 have valgrind || pkgs+=(valgrind)
 [ -x /usr/bin/python3 ] || pkgs+=(python3)
+# real peers for the interop tests
+/usr/bin/python3 -c 'import websockets' 2>/dev/null || pkgs+=(python3-websockets)
+have nginx || [ -x /usr/sbin/nginx ] || pkgs+=(nginx)
+have node || pkgs+=(nodejs)
+have npm || pkgs+=(npm)
 
 if [ ${#pkgs[@]} -gt 0 ]; then
     echo "install-deps: apt-get install ${pkgs[*]}"
@@ -25,4 +30,14 @@ if [ ${#pkgs[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
 else
     echo "install-deps: system packages already present"
+fi
+
+# the official MCP SDK and ws, pinned by tests/package-lock.json
+if [ -f tests/package-lock.json ]; then
+    if [ ! -d tests/node_modules/@modelcontextprotocol/sdk ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; then
+        echo "install-deps: npm ci in tests/"
+        (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+    else
+        echo "install-deps: tests/node_modules up to date"
+    fi
 fi
