@@ -3444,45 +3444,42 @@ static int au__seq_cmp(const void *a, const void *b2) {
     uint64_t x = (*(au__req *const *)a)->seq, y = (*(au__req *const *)b2)->seq;
     return x < y ? -1 : x > y;
 }
-/* in-flight requests of a dead connection: safe ones go back to the front
-   of the queue in their order, the rest get an error now */
+/* In-flight requests of a dead connection, in the order the client sent
+   them: safe ones go back to the front of the queue, the rest get an error. */
 static void au__settle_inflight(au_bridge *b, const char *why, unsigned *failed, unsigned *resent) {
-    au__req **keep;
-    size_t i, nkeep = 0;
+    au__req **all;
+    size_t i, n = 0;
     *failed = *resent = 0;
     if (!b->inflight) return;
-    keep = (au__req **)ALWAYSUP_REALLOC(NULL, b->inflight * sizeof *keep);
+    all = (au__req **)ALWAYSUP_REALLOC(NULL, b->inflight * sizeof *all);
+    if (!all) return;
     for (i = 0; i < b->reqs_cap; i++) {
-        au__req *r = b->reqs[i];
-        while (r) {
-            au__req *next = r->next;
-            if (r->sent) {
-                /* at most two re-sends: a request that kills the daemon must not kill every restart */
-                if (r->safe && r->msg && keep && r->resends < 2) { keep[nkeep++] = r; }
-                else {
-                    char msg[400];
-                    snprintf(msg, sizeof msg, "alwaysup: the connection to the daemon was lost before it answered (%s); "
-                             "the request may or may not have run", why);
-                    au__req_fail(b, r, msg, "{\"reason\":\"connection_lost\"}");
-                    (*failed)++;
-                }
-            }
-            r = next;
-        }
+        au__req *r;
+        for (r = b->reqs[i]; r; r = r->next)
+            if (r->sent && n < b->inflight) all[n++] = r;
     }
-    if (keep) {
-        qsort(keep, nkeep, sizeof *keep, au__seq_cmp);
-        for (i = nkeep; i-- > 0;) {
-            au__req *r = keep[i];
+    qsort(all, n, sizeof *all, au__seq_cmp);
+    for (i = 0; i < n; i++) {
+        au__req *r = all[i];
+        /* at most two re-sends: a request that kills the daemon must not kill every restart */
+        if (r->safe && r->msg && r->resends < 2) {
             r->sent = 0;
             r->resends++;
             b->inflight--;
-            r->msg->t = r->t;               /* the queue timeout counts from the client's send */
-            au__q_insert(b, r->msg, b->q_head);
+            r->msg->t = r->t;                   /* the queue timeout counts from the client's send */
+            (*resent)++;
+        } else {
+            char msg[480];
+            snprintf(msg, sizeof msg, "alwaysup: the connection to the daemon was lost before it answered (%.300s); "
+                     "the request may or may not have run", why);
+            au__req_fail(b, r, msg, "{\"reason\":\"connection_lost\"}");
+            all[i] = NULL;
+            (*failed)++;
         }
-        *resent = (unsigned)nkeep;
-        ALWAYSUP_FREE(keep);
     }
+    for (i = n; i-- > 0;)                       /* front of the queue, in order */
+        if (all[i]) au__q_insert(b, all[i]->msg, b->q_head);
+    ALWAYSUP_FREE(all);
 }
 static void au__check_exit(au_bridge *b);
 static void au__attempt(au_bridge *b) {
@@ -3675,6 +3672,11 @@ static int au__is_pipe_or_socket(au_socket_t fd) {
     return fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 #endif
 }
+/* by name: localhost, 127.0.0.0/8, ::1 */
+static int au__host_is_loopback(const char *host) {
+    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "0:0:0:0:0:0:0:1") == 0 || strcmp(host, "::ffff:127.0.0.1") == 0;
+}
 ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     au_client_desc cd;
     int r, i;
@@ -3790,6 +3792,10 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     }
 #endif
     b->now = au_now_ms();
+    if (desc->num_headers > 0 && !au__host_is_loopback(b->client.url.host))
+        au__log(b, AU_LOG_WARN, "%d header%s will be sent over plain ws:// to %s, which is not a loopback address: anyone "
+                "on the network path can read them; keep ws:// on loopback or put a TLS proxy in front",
+                desc->num_headers, desc->num_headers == 1 ? "" : "s", b->client.url.host);
     b->down_since = b->now;
     b->retry_at = b->now;                     /* first attempt at once */
     b->last_early = b->now - AU__EARLY_GAP;
