@@ -8,7 +8,7 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 B       := build
 HDR     := alwaysup.h
 
-.PHONY: all test check-symbols demo clean
+.PHONY: all test check-symbols demo soak clean
 
 all: $(B)/alwaysup $(B)/testd
 
@@ -53,6 +53,11 @@ check-symbols: | $(B)
 
 test:
 	@bash tests/run.sh
+
+# the restart soak: SOAK_RESTARTS kills, freezes and 502 spells under load
+SOAK_RESTARTS ?= 200
+soak: $(B)/alwaysup $(B)/testd
+	@/usr/bin/env python3 tools/soak.py --restarts $(SOAK_RESTARTS)
 
 # the daemon restarted under a live session, in about ten seconds
 demo: $(B)/alwaysup $(B)/testd

@@ -50,10 +50,11 @@ skip() {
 }
 
 echo "== header hygiene"
-suite warnings-gcc-c99 gcc -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -fsyntax-only -x c tests/static_smoke.c
+# optimized: some warnings (format truncation) only appear with -O2
+suite warnings-gcc-c99 gcc -std=c99 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -c -x c tests/static_smoke.c -o build/warn-gcc.o
 suite symbols-prefixed $MAKE -s check-symbols
 if have clang; then
-    suite warnings-clang-c99 clang -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -fsyntax-only -x c tests/static_smoke.c
+    suite warnings-clang-c99 clang -std=c99 -O2 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror -c -x c tests/static_smoke.c -o build/warn-clang.o
 else skip warnings-clang-c99 "clang not installed"; fi
 if have g++; then
     suite cxx-smoke sh -c "$MAKE -s build/cxx-smoke && build/cxx-smoke"
@@ -74,8 +75,19 @@ else skip unit-clang "clang not installed"; fi
 echo "== integration (build/alwaysup between a scripted client and build/testd)"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-suite build-shim $MAKE -s build/alwaysup build/testd
+suite build-shim $MAKE -s build/alwaysup build/testd build/alwaysup-asan
 suite integration "$PY" tests/integration.py
+# the same under ASan+UBSan (LeakSanitizer at every exit), and under valgrind
+# memcheck; the 62 s outage and the 35 s restart timing run in the plain pass only
+LONG='^(?!outage_over_a_minute|restart_and_reconnect_time)'
+suite integration-asan-ubsan env ALWAYSUP_BIN=build/alwaysup-asan ALWAYSUP_SLOW=2 \
+    ALWAYSUP_LOGDIR=build/test-logs/integration-asan "$PY" tests/integration.py -k "$LONG"
+if have valgrind; then
+    suite integration-valgrind env ALWAYSUP_SLOW=6 ALWAYSUP_LOGDIR=build/test-logs/integration-valgrind \
+        ALWAYSUP_WRAP="valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=99" \
+        "$PY" tests/integration.py -j 4 -k "$LONG"
+else skip integration-valgrind "valgrind not installed"; fi
+suite soak-20-restarts "$PY" tools/soak.py --restarts 20
 
 echo "== interop with real peers"
 if "$PY" -c 'import websockets' 2>/dev/null; then
