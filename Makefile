@@ -8,7 +8,7 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 B       := build
 HDR     := alwaysup.h
 
-.PHONY: all test check-symbols demo soak clean
+.PHONY: all test check-symbols demo soak windows test-windows clean
 
 all: $(B)/alwaysup $(B)/testd
 
@@ -22,6 +22,17 @@ $(B)/testd: tools/testd.c $(HDR) | $(B)
 # build/ ignores itself, so the top level needs no .gitignore
 $(B):
 	@mkdir -p $(B) && echo '*' > $(B)/.gitignore
+
+# ---- Windows, cross-built with mingw-w64 and run under Wine ----
+MINGW   ?= x86_64-w64-mingw32-gcc
+WINLIBS := -lws2_32 -lbcrypt
+windows: $(B)/alwaysup.exe $(B)/unit.exe
+$(B)/alwaysup.exe: examples/alwaysup.c $(HDR) | $(B)
+	$(MINGW) $(STRICT) -Werror $(OPT) -I. $< -o $@ $(WINLIBS)
+$(B)/unit.exe: tests/unit.c tests/test.h $(HDR) | $(B)
+	$(MINGW) -std=c99 -Wall -Wextra $(OPT) -I. $< -o $@ $(WINLIBS)
+test-windows: windows $(B)/testd
+	@bash tests/windows.sh
 
 # ---- unit tests: plain, sanitized, clang, C++ and configuration smokes ----
 $(B)/unit: tests/unit.c tests/test.h $(HDR) | $(B)

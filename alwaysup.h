@@ -71,6 +71,9 @@
    LICENSE
      See the end of this file.
 */
+#if defined(ALWAYSUP_IMPLEMENTATION) && defined(_MSC_VER) && !defined(_CRT_SECURE_NO_WARNINGS)
+#  define _CRT_SECURE_NO_WARNINGS 1           /* fopen, getenv, strerror are fine here */
+#endif
 #if defined(ALWAYSUP_IMPLEMENTATION) && defined(__linux__)
 /* glibc/musl hide getaddrinfo, syscall() and TCP_KEEPIDLE under -std=c99 */
 #  ifndef _DEFAULT_SOURCE
@@ -443,6 +446,11 @@ typedef struct au_pollfd { au_socket_t fd; int events, revents; } au_pollfd;
 
 /* Milliseconds on a monotonic clock. */
 ALWAYSUP_DEF int64_t au_now_ms(void);
+/* poll() over sockets (and on POSIX any descriptor): AU_POLLIN/AU_POLLOUT in
+   events, AU_POLLERR also in revents. select() on Windows, where WSAPoll
+   misses failed connects. timeout_ms < 0 waits forever. Returns the number
+   of ready entries, 0 on timeout, -1 on error. */
+ALWAYSUP_DEF int au_poll(au_pollfd *fds, int n, int timeout_ms);
 
 /* One WebSocket client connection over non-blocking TCP, driven by your
    poll loop: au_client_connect, then poll c->sock for au_client_events()
@@ -481,6 +489,7 @@ typedef struct au_client {
     unsigned end_code;
     int peer_eof, failed;
     int64_t last_rx;                   /* when bytes last arrived (ms) */
+    int wsa;                           /* Windows: WSAStartup done */
 } au_client;
 /* Copies what it needs from desc. AU_EURL_* / AU_EHEADER if unusable. */
 ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc);
@@ -2149,8 +2158,6 @@ typedef SOCKET au__socket;
 #  define AU__INTERRUPTED(e) ((e) == WSAEINTR)
 #  define AU__CLOSE_SOCKET(s) closesocket(s)
 #  define AU__SEND_FLAGS 0
-#  define AU__POLLFD WSAPOLLFD
-#  define AU__POLL(fds, n, ms) WSAPoll(fds, (ULONG)(n), ms)
 typedef int au__iolen;
 #else
 typedef int au__socket;
@@ -2165,8 +2172,6 @@ typedef int au__socket;
 #  else
 #    define AU__SEND_FLAGS 0               /* macOS/BSD: SO_NOSIGPIPE is set per socket */
 #  endif
-#  define AU__POLLFD struct pollfd
-#  define AU__POLL(fds, n, ms) poll(fds, (nfds_t)(n), ms)
 typedef size_t au__iolen;
 #endif
 
@@ -2181,6 +2186,54 @@ ALWAYSUP_DEF int64_t au_now_ms(void) {
 }
 static int64_t au__ms(double seconds) { return (int64_t)(seconds * 1000.0 + 0.5); }
 
+ALWAYSUP_DEF int au_poll(au_pollfd *fds, int n, int timeout_ms) {
+#if defined(_WIN32)
+    fd_set r, w, e;
+    struct timeval tv;
+    int i, ready = 0, any = 0;
+    FD_ZERO(&r); FD_ZERO(&w); FD_ZERO(&e);
+    for (i = 0; i < n; i++) {
+        fds[i].revents = 0;
+        if (!fds[i].events) continue;
+        if (fds[i].events & AU_POLLIN) FD_SET((SOCKET)fds[i].fd, &r);
+        if (fds[i].events & AU_POLLOUT) FD_SET((SOCKET)fds[i].fd, &w);
+        FD_SET((SOCKET)fds[i].fd, &e);         /* a failed connect shows up here */
+        any = 1;
+    }
+    if (!any) { Sleep(timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms); return 0; }
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    if (select(0, &r, &w, &e, timeout_ms < 0 ? NULL : &tv) == SOCKET_ERROR) return -1;
+    for (i = 0; i < n; i++) {
+        SOCKET s = (SOCKET)fds[i].fd;
+        if (!fds[i].events) continue;
+        if (FD_ISSET(s, &r)) fds[i].revents |= AU_POLLIN;
+        if (FD_ISSET(s, &w)) fds[i].revents |= AU_POLLOUT;
+        if (FD_ISSET(s, &e)) fds[i].revents |= AU_POLLERR | (fds[i].events & AU_POLLIN);
+        if (fds[i].revents) ready++;
+    }
+    return ready;
+#else
+    struct pollfd small[8], *p = n <= 8 ? small : (struct pollfd *)ALWAYSUP_REALLOC(NULL, (size_t)n * sizeof *p);
+    int i, r;
+    if (!p) return -1;
+    for (i = 0; i < n; i++) {
+        p[i].fd = fds[i].fd;
+        p[i].events = (short)(((fds[i].events & AU_POLLIN) ? POLLIN : 0) | ((fds[i].events & AU_POLLOUT) ? POLLOUT : 0));
+        p[i].revents = 0;
+    }
+    r = poll(p, (nfds_t)n, timeout_ms);
+    for (i = 0; i < n; i++) {
+        int re = p[i].revents;
+        /* hang-up and errors wake a reader too: its read then says what happened */
+        fds[i].revents = ((re & POLLIN) ? AU_POLLIN : 0) | ((re & POLLOUT) ? AU_POLLOUT : 0) |
+                         ((re & (POLLERR | POLLHUP | POLLNVAL)) ? AU_POLLERR | (fds[i].events & AU_POLLIN) : 0);
+    }
+    if (p != small) ALWAYSUP_FREE(p);
+    return r;
+#endif
+}
+
 static void au__sock_strerror(int e, char *buf, size_t cap) {
 #if defined(_WIN32)
     DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, (DWORD)e, 0, buf,
@@ -2194,7 +2247,7 @@ static void au__sock_strerror(int e, char *buf, size_t cap) {
 static int au__sock_nonblock(au__socket s) {
 #if defined(_WIN32)
     u_long on = 1;
-    return ioctlsocket(s, FIONBIO, &on) == 0 ? 0 : -1;
+    return ioctlsocket(s, (long)FIONBIO, &on) == 0 ? 0 : -1;   /* FIONBIO is unsigned in mingw */
 #else
     int fl = fcntl(s, F_GETFL, 0);
     if (fl < 0 || fcntl(s, F_SETFL, fl | O_NONBLOCK) < 0) return -1;
@@ -2231,6 +2284,13 @@ ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
     memset(c, 0, sizeof *c);
     c->sock = AU_INVALID_SOCKET;
     if (!desc || !desc->url) return AU_EINVAL;
+#if defined(_WIN32)
+    {   /* reference-counted by Winsock; au_client_free undoes it */
+        WSADATA wsa;
+        if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) return AU_EINVAL;
+        c->wsa = 1;
+    }
+#endif
     c->desc = *desc;
     if (!(c->desc.connect_timeout > 0)) c->desc.connect_timeout = 5;
     if (!(c->desc.handshake_timeout > 0)) c->desc.handshake_timeout = 10;
@@ -2528,6 +2588,10 @@ ALWAYSUP_DEF void au_client_free(au_client *c) {
     ALWAYSUP_FREE(c->rbuf);
     c->url_text = NULL;
     c->rbuf = NULL;
+#if defined(_WIN32)
+    if (c->wsa) WSACleanup();
+    c->wsa = 0;
+#endif
 }
 
 /* ========================================================================
@@ -2613,7 +2677,7 @@ static void au__log(au_bridge *b, int level, const char *fmt, ...) {
 #endif
     }
     snprintf(line, sizeof line, "%s alwaysup %s: %s\n", ts, names[level], msg);
-    if (!b->d.log) fputs(line, stderr);
+    if (!b->d.log) { fputs(line, stderr); fflush(stderr); }   /* the Windows CRT buffers a redirected stderr */
     if (b->log_file) { fputs(line, (FILE *)b->log_file); fflush((FILE *)b->log_file); }
 }
 static double au__secs(int64_t ms) { return (double)ms / 1000.0; }
@@ -2665,6 +2729,9 @@ static void au__emit(au_bridge *b, const char *p, size_t n) {
 #endif
         if (w < n) au__buf_append(&b->out, p + w, n - w);
         au__buf_append(&b->out, AU__LIT("\n"));
+#if defined(_WIN32)
+        au__flush_stdout(b);                   /* a socket to the stdout pump: try now */
+#endif
         return;
     }
     au__buf_append(&b->out, p, n);
@@ -3663,15 +3730,12 @@ static void au__timers(au_bridge *b) {
 }
 
 /* ---- public bridge API ---- */
+#if !defined(_WIN32)
 static int au__is_pipe_or_socket(au_socket_t fd) {
-#if defined(_WIN32)
-    (void)fd;
-    return 0;
-#else
     struct stat st;
     return fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
-#endif
 }
+#endif
 /* by name: localhost, 127.0.0.0/8, ::1 */
 static int au__host_is_loopback(const char *host) {
     return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
@@ -3908,8 +3972,80 @@ ALWAYSUP_DEF void au_bridge_free(au_bridge *b) {
 }
 
 /* ---- au_bridge_run: the whole shim ---- */
-#if !defined(_WIN32)
-/* The one piece of process-wide state: a signal can only reach us here. */
+/* The one piece of process-wide state: a signal (or a console event) can
+   only reach the loop through a socket or pipe kept here. */
+#if defined(_WIN32)
+static SOCKET au__wake_sock = INVALID_SOCKET;
+static HANDLE au__done_event;
+static BOOL WINAPI au__on_console(DWORD type) {
+    if (au__wake_sock != INVALID_SOCKET) send(au__wake_sock, "s", 1, 0);
+    /* a closing console ends the process when this returns: give the close frame a moment */
+    if ((type == CTRL_CLOSE_EVENT || type == CTRL_LOGOFF_EVENT || type == CTRL_SHUTDOWN_EVENT) && au__done_event)
+        WaitForSingleObject(au__done_event, 3000);
+    return TRUE;
+}
+/* A connected pair of loopback sockets; pipes and consoles cannot be
+   polled on Windows, sockets can. */
+static int au__socket_pair(SOCKET sv[2]) {
+    struct sockaddr_in a, mine, peer;
+    int al = sizeof a, ml = sizeof mine, pl = sizeof peer, one = 1;
+    SOCKET l = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    sv[0] = sv[1] = INVALID_SOCKET;
+    if (l == INVALID_SOCKET) return -1;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &al)) goto fail;
+    sv[0] = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    if (sv[0] == INVALID_SOCKET || connect(sv[0], (struct sockaddr *)&a, sizeof a)) goto fail;
+    sv[1] = accept(l, (struct sockaddr *)&peer, &pl);
+    /* only our own other end may be on this pair */
+    if (sv[1] == INVALID_SOCKET || getsockname(sv[0], (struct sockaddr *)&mine, &ml) || mine.sin_port != peer.sin_port) goto fail;
+    closesocket(l);
+    setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one);
+    setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one);
+    return 0;
+fail:
+    closesocket(l);
+    if (sv[0] != INVALID_SOCKET) closesocket(sv[0]);
+    if (sv[1] != INVALID_SOCKET) closesocket(sv[1]);
+    sv[0] = sv[1] = INVALID_SOCKET;
+    return -1;
+}
+typedef struct au__pump { HANDLE h; SOCKET s; HANDLE thread; } au__pump;
+static DWORD WINAPI au__pump_in(LPVOID arg) {           /* stdin -> socket */
+    au__pump *p = (au__pump *)arg;
+    char buf[65536];
+    DWORD n;
+    while (ReadFile(p->h, buf, sizeof buf, &n, NULL) && n > 0) {
+        DWORD off = 0;
+        while (off < n) {
+            int w = send(p->s, buf + off, (int)(n - off), 0);
+            if (w <= 0) goto done;
+            off += (DWORD)w;
+        }
+    }
+done:
+    shutdown(p->s, SD_SEND);                            /* the bridge reads EOF */
+    return 0;
+}
+static DWORD WINAPI au__pump_out(LPVOID arg) {          /* socket -> stdout */
+    au__pump *p = (au__pump *)arg;
+    char buf[65536];
+    int n;
+    while ((n = recv(p->s, buf, sizeof buf, 0)) > 0) {
+        DWORD off = 0, w;
+        while (off < (DWORD)n) {
+            if (!WriteFile(p->h, buf + off, (DWORD)n - off, &w, NULL)) goto done;
+            off += w;
+        }
+    }
+done:
+    closesocket(p->s);                                  /* the bridge's next send fails: client gone */
+    p->s = INVALID_SOCKET;
+    return 0;
+}
+#else
 static volatile sig_atomic_t au__signal_count;
 static int au__signal_pipe = -1;
 static void au__on_signal(int sig) {
@@ -3922,23 +4058,53 @@ static void au__on_signal(int sig) {
 #endif
 ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc) {
     au_bridge *b = (au_bridge *)ALWAYSUP_REALLOC(NULL, sizeof *b);
+    au_bridge_desc d;
+    au_socket_t wake = AU_INVALID_SOCKET;
     int code;
-#if !defined(_WIN32)
+#if defined(_WIN32)
+    SOCKET wp[2] = { INVALID_SOCKET, INVALID_SOCKET }, ip[2] = { INVALID_SOCKET, INVALID_SOCKET },
+           op[2] = { INVALID_SOCKET, INVALID_SOCKET };
+    au__pump in_pump, out_pump;
+    WSADATA wsa;
+#else
     struct sigaction sa, old_int, old_term, old_pipe;
     int sp[2] = { -1, -1 };
-    sig_atomic_t seen = 0;
 #endif
     if (!b) { fputs("alwaysup: out of memory\n", stderr); return 2; }
-    if (au_bridge_init(b, desc) != AU_OK) {
-        fprintf(stderr, "alwaysup: %s\n", b->error);
-        ALWAYSUP_FREE(b);
-        return 2;
+    if (!desc) { ALWAYSUP_FREE(b); return 2; }
+    d = *desc;
+#if defined(_WIN32)
+    memset(&in_pump, 0, sizeof in_pump);
+    memset(&out_pump, 0, sizeof out_pump);
+    WSAStartup(MAKEWORD(2, 2), &wsa);
+    /* stdin and stdout reach the loop as sockets, pumped by two threads */
+    if (d.in_fd == 0 && au__socket_pair(ip) == 0) {
+        in_pump.h = GetStdHandle(STD_INPUT_HANDLE);
+        in_pump.s = ip[1];
+        in_pump.thread = CreateThread(NULL, 0, au__pump_in, &in_pump, 0, NULL);
+        d.in_fd = (au_socket_t)ip[0];
+        au__sock_nonblock(ip[0]);
     }
-#if !defined(_WIN32)
+    if (d.out_fd == 0 && au__socket_pair(op) == 0) {
+        out_pump.h = GetStdHandle(STD_OUTPUT_HANDLE);
+        out_pump.s = op[1];
+        out_pump.thread = CreateThread(NULL, 0, au__pump_out, &out_pump, 0, NULL);
+        d.out_fd = (au_socket_t)op[0];
+        au__sock_nonblock(op[0]);
+    }
+    if (au__socket_pair(wp) == 0) {
+        au__sock_nonblock(wp[0]);
+        wake = (au_socket_t)wp[0];
+        au__wake_sock = wp[1];
+    }
+    au__done_event = CreateEventA(NULL, TRUE, FALSE, NULL);
+    SetConsoleCtrlHandler(au__on_console, TRUE);
+#else
     if (pipe(sp) == 0) {
         au__sock_nonblock(sp[0]);
         au__sock_nonblock(sp[1]);
         au__signal_pipe = sp[1];
+        wake = sp[0];
     }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = au__on_signal;
@@ -3948,41 +4114,42 @@ ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc) {
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, &old_pipe);
 #endif
-    for (;;) {
-        au_pollfd fds[4];
-        AU__POLLFD pfd[5];
-        int n = au_bridge_pollfds(b, fds, 4), i, np = n, timeout = au_bridge_timeout(b);
-        for (i = 0; i < n; i++) {
-            pfd[i].fd = (au__socket)fds[i].fd;
-            pfd[i].events = (short)(((fds[i].events & AU_POLLIN) ? POLLIN : 0) | ((fds[i].events & AU_POLLOUT) ? POLLOUT : 0));
-            pfd[i].revents = 0;
+    if (au_bridge_init(b, &d) != AU_OK) {
+        fprintf(stderr, "alwaysup: %s\n", b->error);
+        code = 2;
+    } else {
+        for (;;) {
+            au_pollfd fds[5];
+            int n = au_bridge_pollfds(b, fds, 4), timeout = au_bridge_timeout(b);
+            if (wake != AU_INVALID_SOCKET) { fds[n].fd = wake; fds[n].events = AU_POLLIN; fds[n].revents = 0; }
+            if (au_poll(fds, n + (wake != AU_INVALID_SOCKET), timeout) < 0 && !AU__INTERRUPTED(AU__SOCK_ERRNO())) {
+                au__log(b, AU_LOG_ERROR, "poll failed (error %d)", AU__SOCK_ERRNO());
+                break;
+            }
+            if (wake != AU_INVALID_SOCKET && fds[n].revents) {   /* SIGINT/SIGTERM or Ctrl-C */
+                char drain[16];
+                while (au__fd_read(wake, drain, sizeof drain) > 0) {}
+                au_bridge_stop(b);
+            }
+            if (!au_bridge_step(b, fds, n)) break;
         }
-#if !defined(_WIN32)
-        if (sp[0] >= 0) { pfd[np].fd = sp[0]; pfd[np].events = POLLIN; pfd[np].revents = 0; np++; }
-#endif
-        if (AU__POLL(pfd, np, timeout) < 0 && !AU__INTERRUPTED(AU__SOCK_ERRNO())) {
-            au__log(b, AU_LOG_ERROR, "poll failed: %s", strerror(errno));
-            break;
-        }
-        for (i = 0; i < n; i++) {
-            int re = pfd[i].revents;
-            fds[i].revents = ((re & POLLIN) ? AU_POLLIN : 0) | ((re & POLLOUT) ? AU_POLLOUT : 0) |
-                             ((re & (POLLERR | POLLHUP | POLLNVAL)) ? AU_POLLERR | (fds[i].events & AU_POLLIN) : 0);
-        }
-#if !defined(_WIN32)
-        if (au__signal_count != seen) {
-            char drain[16];
-            while (read(sp[0], drain, sizeof drain) > 0) {}
-            seen = au__signal_count;
-            au_bridge_stop(b);
-        }
-#endif
-        if (!au_bridge_step(b, fds, n)) break;
+        code = b->exit_code;
     }
-    code = b->exit_code;
     au_bridge_free(b);
     ALWAYSUP_FREE(b);
-#if !defined(_WIN32)
+#if defined(_WIN32)
+    SetConsoleCtrlHandler(au__on_console, FALSE);
+    if (op[0] != INVALID_SOCKET) {                      /* let the stdout pump write what is left */
+        shutdown(op[0], SD_SEND);
+        if (out_pump.thread) WaitForSingleObject(out_pump.thread, 2000);
+        closesocket(op[0]);
+    }
+    if (ip[0] != INVALID_SOCKET) closesocket(ip[0]);
+    au__wake_sock = INVALID_SOCKET;
+    if (wp[0] != INVALID_SOCKET) { closesocket(wp[0]); closesocket(wp[1]); }
+    if (au__done_event) { SetEvent(au__done_event); CloseHandle(au__done_event); au__done_event = NULL; }
+    WSACleanup();
+#else
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGPIPE, &old_pipe, NULL);

@@ -32,6 +32,15 @@ static void die(const char *fmt, const char *a, const char *b) {
     exit(2);
 }
 
+/* a copy that strtok may cut up (strdup is not standard C) */
+static char *copy_of(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = (char *)malloc(n);
+    if (!p) die("out of memory%s%s", "", "");
+    memcpy(p, s, n);
+    return p;
+}
+
 static double parse_number(const char *name, const char *text) {
     char *end;
     double v;
@@ -238,11 +247,11 @@ int main(int argc, char **argv) {
         if (v && *v) set_option(&opts[k], opts[k].env, v);
     }
     if ((env_copy = getenv("ALWAYSUP_HEADER")) != NULL && *env_copy) {
-        char *line = strtok(strdup(env_copy), "\n");
+        char *line = strtok(copy_of(env_copy), "\n");
         for (; line; line = strtok(NULL, "\n")) add_header(headers, &nh, line, "ALWAYSUP_HEADER");
     }
     if ((env_copy = getenv("ALWAYSUP_HEADER_ENV")) != NULL && *env_copy) {
-        char *line = strtok(strdup(env_copy), "\n");
+        char *line = strtok(copy_of(env_copy), "\n");
         for (; line; line = strtok(NULL, "\n")) add_header_env(headers, &nh, line, "ALWAYSUP_HEADER_ENV");
     }
 

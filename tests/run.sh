@@ -97,6 +97,11 @@ if have node && [ -d tests/node_modules/@modelcontextprotocol/sdk ]; then
     suite interop-mcp-sdk node tests/interop/sdk_interop.mjs
 else skip interop-mcp-sdk "node or tests/node_modules missing (tools/install-deps.sh runs npm ci)"; fi
 
+echo "== Windows (mingw-w64 build under Wine)"
+if have x86_64-w64-mingw32-gcc && have wine; then
+    suite windows $MAKE -s test-windows
+else skip windows "mingw-w64 or wine not installed (tools/install-deps.sh)"; fi
+
 echo
 if [ ${#FAILED_SUITES[@]} -gt 0 ]; then echo "failed suites: ${FAILED_SUITES[*]}"; fi
 echo "$PASS passed, $FAIL failed"

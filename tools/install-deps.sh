@@ -22,6 +22,9 @@ have valgrind || pkgs+=(valgrind)
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || pkgs+=(python3-websockets)
 have nginx || [ -x /usr/sbin/nginx ] || pkgs+=(nginx)
 have node || pkgs+=(nodejs)
+# the Windows build and the place it runs
+have x86_64-w64-mingw32-gcc || pkgs+=(gcc-mingw-w64-x86-64)
+have wine || pkgs+=(wine wine64)
 have npm || pkgs+=(npm)
 
 if [ ${#pkgs[@]} -gt 0 ]; then

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# make test-windows: the Windows binaries under Wine, against the Linux test
+# daemon on loopback. Ends with "N passed, M failed".
+set -u
+cd "$(dirname "$0")/.."
+export WINEPREFIX="${WINEPREFIX:-$PWD/build/wine}" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+pass=0 fail=0
+count() {   # adds the "N passed, M failed" line of a log
+    local last
+    last=$(tr -d '\r' < "$1" | grep -aE '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)   # printf in the Windows CRT writes CRLF
+    if [ -z "$last" ]; then fail=$((fail + 1)); return; fi
+    pass=$((pass + ${last%% passed*}))
+    local f=${last#*, }; fail=$((fail + ${f%% failed}))
+}
+mkdir -p build/test-logs
+if [ ! -d "$WINEPREFIX" ]; then echo "creating the Wine prefix (once)"; wineboot -i >/dev/null 2>&1; fi
+wineserver -p 2>/dev/null                       # one server for every run: fast starts
+trap 'wineserver -k 2>/dev/null' EXIT
+
+echo "-- unit tests (build/unit.exe)"
+wine build/unit.exe > build/test-logs/unit-windows.log 2>&1
+tail -n 1 build/test-logs/unit-windows.log
+count build/test-logs/unit-windows.log
+
+echo "-- shim scenarios (build/alwaysup.exe)"
+ALWAYSUP_BIN=build/alwaysup.exe ALWAYSUP_WRAP=wine ALWAYSUP_SLOW=3 ALWAYSUP_LOGDIR=build/test-logs/integration-wine \
+    "$PY" tests/integration.py -j 3 -k '^(normal_traffic|three_restarts_in_five_seconds|queued_during_outage_then_answered|in_flight_when_daemon_dies|stdin_eof_in_every_state|queued_request_times_out|frozen_daemon_keepalive|mcp_session_replayed_after_restart|accept_then_close|http_502_during_upgrade|bad_configuration)$' \
+    > build/test-logs/integration-windows.log 2>&1
+grep -E '^  (ok|FAIL)|FAILED|EXCEPTION' build/test-logs/integration-windows.log
+count build/test-logs/integration-windows.log
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
