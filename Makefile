@@ -8,9 +8,9 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 B       := build
 HDR     := alwaysup.h
 
-.PHONY: all test check-symbols demo soak windows test-windows clean
+.PHONY: all test check-symbols demo soak conformance windows test-windows clean
 
-all: $(B)/alwaysup $(B)/testd
+all: $(B)/alwaysup $(B)/testd $(B)/echo_client
 
 $(B)/alwaysup: examples/alwaysup.c $(HDR) | $(B)
 	$(CC) $(STRICT) $(OPT) -I. $< -o $@
@@ -18,6 +18,15 @@ $(B)/alwaysup-asan: examples/alwaysup.c $(HDR) | $(B)
 	$(CC) $(STRICT) -O1 -g $(SAN) -I. $< -o $@
 $(B)/testd: tools/testd.c $(HDR) | $(B)
 	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Wshadow $(OPT) -I. $< -o $@
+$(B)/echo_client: examples/echo_client.c $(HDR) | $(B)
+	$(CC) $(STRICT) -Werror $(OPT) -I. $< -o $@
+$(B)/echo_client-asan: examples/echo_client.c $(HDR) | $(B)
+	$(CC) $(STRICT) -O1 -g $(SAN) -I. $< -o $@
+
+# Autobahn's client cases of sections 1-7, 9 and 10, section 9 at full size;
+# the table goes to tests/CONFORMANCE.md
+conformance: $(B)/testd $(B)/echo_client
+	@/usr/bin/env python3 tools/conformance.py --scale full --out tests/CONFORMANCE.md
 
 # build/ ignores itself, so the top level needs no .gitignore
 $(B):

@@ -89,6 +89,12 @@ if have valgrind; then
 else skip integration-valgrind "valgrind not installed"; fi
 suite soak-20-restarts "$PY" tools/soak.py --restarts 20
 
+echo "== WebSocket conformance (Autobahn client cases 1-7, 9, 10; section 9 scaled down)"
+suite build-conformance $MAKE -s build/testd build/echo_client build/echo_client-asan
+suite conformance "$PY" tools/conformance.py --scale quick --out build/CONFORMANCE-quick.md
+suite conformance-asan-ubsan "$PY" tools/conformance.py --scale quick --client build/echo_client-asan \
+    --out build/CONFORMANCE-quick-asan.md
+
 echo "== interop with real peers"
 if "$PY" -c 'import websockets' 2>/dev/null; then
     suite interop-python-nginx "$PY" tests/interop/peers_interop.py
