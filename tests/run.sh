@@ -12,15 +12,10 @@ PASS=0
 FAIL=0
 FAILED_SUITES=()
 
-# suite NAME COMMAND...
-suite() {
-    local name=$1 log="$LOGS/$1.log" rc last p f start end
-    shift
-    start=$(date +%s.%N)
-    "$@" >"$log" 2>&1
-    rc=$?
-    end=$(date +%s.%N)
-    last=$(grep -aE '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+# report NAME RC SECONDS: counts the suite from its log
+report() {
+    local name=$1 rc=$2 secs=$3 log="$LOGS/$1.log" last p f
+    last=$(tr -d '\r' < "$log" | grep -aE '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
     if [ -n "$last" ]; then
         p=${last%% passed*}
         f=${last#*, }; f=${f%% failed}
@@ -31,12 +26,39 @@ suite() {
     PASS=$((PASS + p))
     FAIL=$((FAIL + f))
     if [ "$f" -eq 0 ]; then
-        printf '  ok    %-34s %6s checks  %6.1fs\n' "$name" "$p" "$(echo "$end - $start" | bc)"
+        printf '  ok    %-34s %6s checks  %6.1fs\n' "$name" "$p" "$secs"
     else
         printf '  FAIL  %-34s %6s passed, %s failed (exit %s), log %s\n' "$name" "$p" "$f" "$rc" "$log"
         tail -n 25 "$log" | sed 's/^/        | /'
         FAILED_SUITES+=("$name")
     fi
+}
+# suite NAME COMMAND...: runs now
+suite() {
+    local name=$1 start rc
+    shift
+    start=$(date +%s.%N)
+    "$@" >"$LOGS/$name.log" 2>&1
+    rc=$?
+    report "$name" "$rc" "$(echo "$(date +%s.%N) - $start" | bc)"
+}
+# background NAME COMMAND...: runs alongside the rest, reported at the end
+BG_NAMES=()
+BG_PIDS=()
+background() {
+    local name=$1
+    shift
+    ( start=$(date +%s.%N); "$@" >"$LOGS/$name.log" 2>&1; echo "$? $(echo "$(date +%s.%N) - $start" | bc)" >"$LOGS/$name.rc" ) &
+    BG_PIDS+=($!)
+    BG_NAMES+=("$name")
+}
+collect() {
+    local i
+    for i in "${!BG_PIDS[@]}"; do
+        wait "${BG_PIDS[$i]}"
+        read -r rc secs < "$LOGS/${BG_NAMES[$i]}.rc"
+        report "${BG_NAMES[$i]}" "$rc" "$secs"
+    done
 }
 have() { command -v "$1" >/dev/null 2>&1; }
 # `skip NAME WHY` is loud; under CI=true a missing tool is a failure.
@@ -65,6 +87,17 @@ else skip cxx-smoke-clang "clang++ not installed"; fi
 suite static-smoke sh -c "$MAKE -s build/static-smoke && build/static-smoke"
 suite alloc-smoke sh -c "$MAKE -s build/alloc-smoke && build/alloc-smoke"
 
+# the plain integration pass mostly sleeps (a 62 s outage, 35 s of restart
+# timing): it runs alongside everything below and is reported at the end
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+$MAKE -s build/alwaysup build/testd build/alwaysup-asan > "$LOGS/build-shim.log" 2>&1
+BUILD_SHIM_RC=$?
+background integration "$PY" tests/integration.py
+
+echo "== toolchains (gcc/clang C99+C11 -pedantic, tcc, static musl, -m32)"
+suite toolchains bash tests/toolchains.sh
+
 echo "== unit tests"
 suite unit sh -c "$MAKE -s build/unit && build/unit"
 suite unit-asan-ubsan sh -c "$MAKE -s build/unit-asan && build/unit-asan"
@@ -73,10 +106,7 @@ if have clang; then
 else skip unit-clang "clang not installed"; fi
 
 echo "== integration (build/alwaysup between a scripted client and build/testd)"
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-suite build-shim $MAKE -s build/alwaysup build/testd build/alwaysup-asan
-suite integration "$PY" tests/integration.py
+report build-shim "$BUILD_SHIM_RC" 0
 # the same under ASan+UBSan (LeakSanitizer at every exit), and under valgrind
 # memcheck; the 62 s outage and the 35 s restart timing run in the plain pass only
 LONG='^(?!outage_over_a_minute|restart_and_reconnect_time)'
@@ -107,6 +137,9 @@ echo "== Windows (mingw-w64 build under Wine)"
 if have x86_64-w64-mingw32-gcc && have wine; then
     suite windows $MAKE -s test-windows
 else skip windows "mingw-w64 or wine not installed (tools/install-deps.sh)"; fi
+
+echo "== integration, plain build (ran in the background)"
+collect
 
 echo
 if [ ${#FAILED_SUITES[@]} -gt 0 ]; then echo "failed suites: ${FAILED_SUITES[*]}"; fi

@@ -22,6 +22,11 @@ have valgrind || pkgs+=(valgrind)
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || pkgs+=(python3-websockets)
 have nginx || [ -x /usr/sbin/nginx ] || pkgs+=(nginx)
 have node || pkgs+=(nodejs)
+# other toolchains the header is checked on
+have tcc || pkgs+=(tcc)
+have musl-gcc || pkgs+=(musl-tools)
+echo 'int main(void){return 0;}' | gcc -m32 -x c - -o /tmp/alwaysup-m32-probe 2>/dev/null || pkgs+=(gcc-multilib)
+have file || pkgs+=(file)
 # the Windows build and the place it runs
 have x86_64-w64-mingw32-gcc || pkgs+=(gcc-mingw-w64-x86-64)
 have wine || pkgs+=(wine wine64)
