@@ -487,7 +487,7 @@ typedef struct au_client {
     uint8_t *rbuf;
     size_t rpos, rlen;
     unsigned end_code;
-    int peer_eof, failed;
+    int ended;                         /* a DISCONNECTED event is owed */
     int64_t last_rx;                   /* when bytes last arrived (ms) */
     int wsa;                           /* Windows: WSAStartup done */
 } au_client;
@@ -2276,7 +2276,6 @@ static void au__sock_tune(au__socket s) {
 }
 
 /* ---- au_client: one WebSocket connection over non-blocking TCP ---- */
-#define AU__CLIENT_ENDED 0x100              /* a DISCONNECTED event is owed */
 
 ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
     size_t n;
@@ -2326,7 +2325,7 @@ static void au__client_reset(au_client *c) {
 static void au__client_end(au_client *c, unsigned code) {
     au__client_reset(c);
     c->end_code = code;
-    c->failed |= AU__CLIENT_ENDED;
+    c->ended = 1;
     c->state = AU_CLIENT_CONNECTING;          /* stays "busy" until the event is taken */
     c->deadline = 0;
 }
@@ -2370,8 +2369,7 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     au__client_reset(c);
     c->error[0] = 0;
     c->peer[0] = 0;
-    c->failed = 0;
-    c->peer_eof = 0;
+    c->ended = 0;
     c->end_code = 0;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -2393,13 +2391,13 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     au__client_try_next(c, now);
 }
 ALWAYSUP_DEF int au_client_events(const au_client *c) {
-    if (c->failed & AU__CLIENT_ENDED) return 0;
+    if (c->ended) return 0;
     if (c->state == AU_CLIENT_CONNECTING) return AU_POLLOUT;
     if (c->state == AU_CLIENT_IDLE) return 0;
     return AU_POLLIN | (c->ws.out.len > c->ws.out.off ? AU_POLLOUT : 0);
 }
 ALWAYSUP_DEF int64_t au_client_deadline(const au_client *c) {
-    if (c->failed & AU__CLIENT_ENDED) return 0;
+    if (c->ended) return 0;
     if (c->rpos < c->rlen) return 0;             /* buffered input still to hand out */
     if (c->state == AU_CLIENT_OPEN || c->state == AU_CLIENT_IDLE) return -1;
     return c->deadline;
@@ -2430,7 +2428,7 @@ static void au__client_start_close(au_client *c, int64_t now) {
     if (au__client_flush(c) != 0) au__client_end(c, AU_CLOSE_ABNORMAL);
 }
 static int au__client_emit_end(au_client *c, au_ws_msg *m) {
-    c->failed &= ~AU__CLIENT_ENDED;
+    c->ended = 0;
     c->state = AU_CLIENT_IDLE;
     memset(m, 0, sizeof *m);
     m->type = AU_WS_DISCONNECTED;
@@ -2441,7 +2439,7 @@ static int au__client_emit_end(au_client *c, au_ws_msg *m) {
 ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_msg *m) {
     memset(m, 0, sizeof *m);
     m->reason = "";
-    if (c->failed & AU__CLIENT_ENDED) return au__client_emit_end(c, m);
+    if (c->ended) return au__client_emit_end(c, m);
     if (c->state == AU_CLIENT_IDLE) return 0;
     if (c->state == AU_CLIENT_CONNECTING) {
         if (revents & (AU_POLLOUT | AU_POLLERR)) {
@@ -2479,7 +2477,7 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
         } else return 0;
         au__client_close_socket(c);
         au__client_try_next(c, now);
-        return (c->failed & AU__CLIENT_ENDED) ? au__client_emit_end(c, m) : 0;
+        return c->ended ? au__client_emit_end(c, m) : 0;
     }
     if ((revents & AU_POLLOUT) && au__client_flush(c) != 0) {
         au__client_end(c, AU_CLOSE_ABNORMAL);
@@ -2564,7 +2562,7 @@ ALWAYSUP_DEF int au_client_send(au_client *c, unsigned opcode, const void *data,
     return r;
 }
 ALWAYSUP_DEF int au_client_close(au_client *c, unsigned code, const char *reason, int64_t now) {
-    if (c->failed & AU__CLIENT_ENDED) return AU_OK;
+    if (c->ended) return AU_OK;
     if (c->state == AU_CLIENT_OPEN) {
         int r = au_ws_close(&c->ws, code, reason);
         if (r != AU_OK) return r;
@@ -2580,7 +2578,7 @@ ALWAYSUP_DEF int au_client_close(au_client *c, unsigned code, const char *reason
 ALWAYSUP_DEF void au_client_drop(au_client *c) {
     if (c->state >= AU_CLIENT_HANDSHAKE && c->sock != AU_INVALID_SOCKET) (void)au__client_flush(c);
     au__client_reset(c);
-    c->failed = 0;
+    c->ended = 0;
 }
 ALWAYSUP_DEF void au_client_free(au_client *c) {
     au__client_reset(c);
@@ -3670,7 +3668,7 @@ static void au__timers(au_bridge *b) {
     au__msg *m, *next;
     if (b->phase >= AU__CLOSING) {
         if (b->now >= b->phase_deadline ||
-            (b->client.state == AU_CLIENT_IDLE && !(b->client.failed & AU__CLIENT_ENDED) && b->out.len == b->out.off))
+            (b->client.state == AU_CLIENT_IDLE && !b->client.ended && b->out.len == b->out.off))
             b->phase = AU__DONE;
         return;
     }
