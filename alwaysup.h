@@ -1919,7 +1919,8 @@ ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out) 
                 kt.p = text + ks;
                 kt.len = j.i - ks;
                 slot = -1;
-                for (k = 0; k < 6 && kt.len < 32; k++)
+                /* the longest key we know, fully \u-escaped: "jsonrpc" is 2 + 7 * 6 bytes */
+                for (k = 0; k < 6 && kt.len <= 2 + 7 * 6; k++)
                     if (au_json_string_eq(kt, keys[k])) { slot = k; break; }
             }
             au__js_ws(&j);

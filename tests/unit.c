@@ -882,6 +882,10 @@ static void test_jsonrpc(void) {
     CHECK_MEM(r.id.p, r.id.len, "-1.5e3"); CHECK(au_json_string_eq(r.method, "tools/call"));
     CHECK_INT(scan("{\"method\":\"caf\\u00e9 \\ud83d\\ude00\"}", &r), AU_RPC_NOTIFICATION);
     CHECK(au_json_string_eq(r.method, "caf\xc3\xa9 \xf0\x9f\x98\x80"));
+    /* fully escaped keys count too: a hidden second "method" must win as it does in JSON.parse */
+    CHECK_INT(scan("{\"id\":1,\"method\":\"tools/list\",\"\\u006d\\u0065\\u0074\\u0068\\u006f\\u0064\":\"tools/call\"}", &r), AU_RPC_REQUEST);
+    CHECK(au_json_string_eq(r.method, "tools/call"));
+    CHECK_INT(scan("{\"\\u006a\\u0073\\u006f\\u006e\\u0072\\u0070\\u0063\":\"2.0\",\"id\":2,\"\\u0065\\u0072\\u0072\\u006f\\u0072\":{}}", &r), AU_RPC_RESPONSE);
     CHECK_INT(scan("{\"method\":\"notifications/initialized\"}", &r), AU_RPC_NOTIFICATION);
     CHECK(r.id.p == NULL);
     CHECK_INT(scan("{\"jsonrpc\":\"2.0\",\"id\":null,\"result\":{}}", &r), AU_RPC_RESPONSE);
