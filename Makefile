@@ -8,7 +8,7 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 B       := build
 HDR     := alwaysup.h
 
-.PHONY: all test check-symbols demo soak conformance windows test-windows clean
+.PHONY: all test check-symbols demo soak conformance fuzz windows test-windows clean
 
 all: $(B)/alwaysup $(B)/testd $(B)/echo_client
 
@@ -22,6 +22,11 @@ $(B)/echo_client: examples/echo_client.c $(HDR) | $(B)
 	$(CC) $(STRICT) -Werror $(OPT) -I. $< -o $@
 $(B)/echo_client-asan: examples/echo_client.c $(HDR) | $(B)
 	$(CC) $(STRICT) -O1 -g $(SAN) -I. $< -o $@
+
+# every libFuzzer harness (clang) for FUZZ_SECONDS each, two at a time
+FUZZ_SECONDS ?= 60
+fuzz:
+	@JOBS=2 bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # Autobahn's client cases of sections 1-7, 9 and 10, section 9 at full size;
 # the table goes to tests/CONFORMANCE.md

@@ -125,6 +125,10 @@ suite conformance "$PY" tools/conformance.py --scale quick --out build/CONFORMAN
 suite conformance-asan-ubsan "$PY" tools/conformance.py --scale quick --client build/echo_client-asan \
     --out build/CONFORMANCE-quick-asan.md
 
+echo "== fuzzing (libFuzzer smoke of every harness; every crash ever found, replayed)"
+suite fuzz-regressions bash tests/fuzz/replay.sh
+suite fuzz-smoke env JOBS=2 bash tests/fuzz/run.sh 5
+
 echo "== interop with real peers"
 if "$PY" -c 'import websockets' 2>/dev/null; then
     suite interop-python-nginx "$PY" tests/interop/peers_interop.py

@@ -22,6 +22,13 @@ have valgrind || pkgs+=(valgrind)
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || pkgs+=(python3-websockets)
 have nginx || [ -x /usr/sbin/nginx ] || pkgs+=(nginx)
 have node || pkgs+=(nodejs)
+# clang's fuzzer runtime, matching the installed clang
+if have clang; then
+    v=$(clang -dumpversion | cut -d. -f1)
+    ls /usr/lib/llvm-"$v"/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || pkgs+=("libclang-rt-$v-dev")
+else
+    pkgs+=(clang libclang-rt-14-dev)
+fi
 # other toolchains the header is checked on
 have tcc || pkgs+=(tcc)
 have musl-gcc || pkgs+=(musl-tools)
