@@ -19,7 +19,9 @@ TESTD = os.path.join(BUILD, "testd")
 WRAP = os.environ.get("ALWAYSUP_WRAP", "").split()
 # slower runs (sanitizers, valgrind) stretch every deadline by this factor
 SLOW = float(os.environ.get("ALWAYSUP_SLOW", "1"))
-LOGDIR = os.environ.get("ALWAYSUP_LOGDIR", os.path.join(BUILD, "test-logs", "integration"))
+# absolute: each shim's XDG_STATE_HOME lives under it, and the XDG rules
+# (which the shim follows) ignore a relative XDG_STATE_HOME
+LOGDIR = os.path.abspath(os.environ.get("ALWAYSUP_LOGDIR", os.path.join(BUILD, "test-logs", "integration")))
 os.makedirs(LOGDIR, exist_ok=True)
 
 
