@@ -342,6 +342,8 @@ typedef struct au_ws {
     au_handshake hs;
     au_ws_decoder dec;
     au__buf out, msg;
+    au__buf big, after;      /* output order: out, a big payload sent from the caller's own
+                                buffer (masked in place, no copy), then what was queued after it */
     au_random_fn random;
     void *random_user;
     uint8_t pool[256];
@@ -397,6 +399,7 @@ typedef struct au_jsonrpc {
     au_tok method;           /* raw string token with its quotes */
     au_tok params, result, error;  /* raw values */
     size_t end;              /* offset just past the value */
+    int multiline;           /* raw CR or LF between tokens: fold it before writing it as a line */
     const char *problem;     /* why kind is AU_RPC_INVALID / why scan failed */
     size_t problem_at;       /* byte offset of the problem */
 } au_jsonrpc;
@@ -466,7 +469,7 @@ typedef struct au_client_desc {
     double connect_timeout;            /* seconds per address, 0: 5 */
     double handshake_timeout;          /* seconds from TCP up to 101, 0: 10 */
     double close_timeout;              /* seconds to wait for TCP to end after a close, 0: 1 */
-    size_t read_size;                  /* socket read buffer, 0: 256 KiB */
+    size_t read_size;                  /* socket read buffer, 0: 64 KiB */
 } au_client_desc;
 
 enum { AU_WS_DISCONNECTED = 100 };       /* au_client_poll only: TCP is gone; code and reason say why */
@@ -485,9 +488,13 @@ typedef struct au_client {
     void *addrs, *next_addr;
     int64_t deadline;
     uint8_t *rbuf;
-    size_t rpos, rlen;
+    const uint8_t *inp;                /* input not yet handed to au_ws: in rbuf, or read */
+    size_t inlen;                      /* straight into the message buffer */
     unsigned end_code;
     int ended;                         /* a DISCONNECTED event is owed */
+    int corked;                        /* au_client_send queues without writing */
+    int drained;                       /* the last read was short: reading again before the
+                                          next poll would only say EAGAIN */
     int64_t last_rx;                   /* when bytes last arrived (ms) */
     int wsa;                           /* Windows: WSAStartup done */
 } au_client;
@@ -501,8 +508,11 @@ ALWAYSUP_DEF int64_t au_client_deadline(const au_client *c); /* ms, -1: none */
 /* Does the I/O the readiness allows and reports one event in *m. Returns 1
    when *m holds an event (call again), 0 when there is nothing more now. */
 ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_msg *m);
-/* Queues a message and writes what the socket takes at once. */
+/* Queues a message and writes what the socket takes at once (unless corked). */
 ALWAYSUP_DEF int au_client_send(au_client *c, unsigned opcode, const void *data, size_t len);
+/* Corked, au_client_send only queues; uncorking writes everything queued in
+   as few sends as the socket allows. For batches of small messages. */
+ALWAYSUP_DEF void au_client_cork(au_client *c, int on);
 /* Starts the closing handshake (code 0: none); ends with DISCONNECTED. */
 ALWAYSUP_DEF int au_client_close(au_client *c, unsigned code, const char *reason, int64_t now);
 /* Ends the connection at once (a best-effort write of what is queued first). */
@@ -590,6 +600,8 @@ typedef struct au_bridge {
     au__req *init_pending;             /* the client's initialize while unanswered */
     int init_state, client_initialized, session_up, replay_waiting_init;
     int init_minimal;                  /* the client saw our placeholder result */
+    const uint8_t *big;                /* a big message stdout has not taken yet, written from */
+    size_t big_len, big_off;           /* where it lies (the socket is not read meanwhile) */
     au__buf daemon_result;             /* the InitializeResult of the current daemon */
     unsigned conn_gen, replay_pending;
     uint64_t shim_seq;
@@ -646,6 +658,7 @@ ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc);
 #  include <unistd.h>
 #  include <sys/types.h>
 #  include <sys/socket.h>
+#  include <sys/mman.h>
 #  include <sys/stat.h>
 #  include <sys/uio.h>
 #  include <netinet/in.h>
@@ -678,6 +691,11 @@ ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc);
 #endif
 
 #define AU__MIN(a, b) ((a) < (b) ? (a) : (b))
+#if defined(_MSC_VER) && !defined(__cplusplus)
+#  define AU__INLINE static __inline                /* MSVC's C mode predates C99 inline */
+#else
+#  define AU__INLINE static inline
+#endif
 #define AU__LIT(s) s, (sizeof(s) - 1)          /* a string literal and its length */
 #define AU__DEFAULT_MAX_MESSAGE ((uint64_t)256 << 20)
 #define AU__DEFAULT_MAX_HEAD ((size_t)16 << 10)
@@ -736,6 +754,13 @@ static int au__buf_reserve(au__buf *b, size_t extra) {
     if (!p) return AU_ENOMEM;
     b->p = p;
     b->cap = cap;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (cap >= ((size_t)8 << 20)) {     /* big messages: 2 MiB pages, a few faults instead of thousands */
+        uintptr_t lo = ((uintptr_t)p + ((uintptr_t)2 << 20) - 1) & ~(((uintptr_t)2 << 20) - 1);
+        uintptr_t hi = ((uintptr_t)p + cap) & ~(((uintptr_t)2 << 20) - 1);
+        if (hi > lo) madvise((void *)lo, (size_t)(hi - lo), MADV_HUGEPAGE);
+    }
+#endif
     return AU_OK;
 }
 static int au__buf_append(au__buf *b, const void *data, size_t len) {
@@ -1328,9 +1353,19 @@ ALWAYSUP_DEF void au_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], u
 }
 ALWAYSUP_DEF size_t au_ws_frame_encode(uint8_t *out, unsigned opcode, int fin, const void *payload,
                                        size_t len, const uint8_t mask[4]) {
-    size_t h = au_ws_frame_header(out, opcode, fin, len, mask);
-    if (len) memcpy(out + h, payload, len);
-    au_ws_mask(out + h, len, mask, 0);
+    size_t h = au_ws_frame_header(out, opcode, fin, len, mask), i = 0;
+    const uint8_t *src = (const uint8_t *)payload;
+    uint8_t *dst = out + h, m[8];
+    uint64_t m8;
+    for (i = 0; i < 8; i++) m[i] = mask[i & 3];
+    memcpy(&m8, m, 8);
+    for (i = 0; i + 8 <= len; i += 8) {               /* copy and mask in one pass */
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        w ^= m8;
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < len; i++) dst[i] = src[i] ^ m[i & 7];
     return h + len;
 }
 
@@ -1497,10 +1532,27 @@ static int au__ws_next_mask(au_ws *ws, uint8_t mask[4]) {
 }
 static int au__ws_frame(au_ws *ws, unsigned opcode, const void *data, size_t len) {
     uint8_t mask[4];
+    au__buf *o = ws->big.len > ws->big.off ? &ws->after : &ws->out;   /* behind a big payload */
     if (au__ws_next_mask(ws, mask) != AU_OK) return AU_ERANDOM;
-    if (len > SIZE_MAX - AU_WS_MAX_HEADER || au__buf_reserve(&ws->out, len + AU_WS_MAX_HEADER) != AU_OK)
+    if (len > SIZE_MAX - AU_WS_MAX_HEADER || au__buf_reserve(o, len + AU_WS_MAX_HEADER) != AU_OK)
         return AU_ENOMEM;
-    ws->out.len += au_ws_frame_encode(ws->out.p + ws->out.len, opcode, 1, data, len, mask);
+    o->len += au_ws_frame_encode(o->p + o->len, opcode, 1, data, len, mask);
+    return AU_OK;
+}
+/* Sends the payload in *payload (memory from ALWAYSUP_REALLOC) without a
+   copy: it is masked in place and taken over; *payload is left empty. With a
+   big payload already on its way, it is copied like any other. */
+static int au__ws_send_owned(au_ws *ws, unsigned opcode, au__buf *payload) {
+    uint8_t mask[4], head[AU_WS_MAX_HEADER];
+    size_t len = payload->len - payload->off;
+    if (ws->state != AU_WS_OPEN) return AU_EINVAL;
+    if (ws->big.len > ws->big.off) return au__ws_frame(ws, opcode, payload->p + payload->off, len);
+    if (au__ws_next_mask(ws, mask) != AU_OK) return AU_ERANDOM;
+    if (au__buf_append(&ws->out, head, au_ws_frame_header(head, opcode, 1, len, mask)) != AU_OK) return AU_ENOMEM;
+    au_ws_mask(payload->p + payload->off, len, mask, 0);
+    au__buf_free(&ws->big);
+    ws->big = *payload;
+    memset(payload, 0, sizeof *payload);
     return AU_OK;
 }
 static int au__ws_close_frame(au_ws *ws, unsigned code, const char *reason) {
@@ -1517,6 +1569,20 @@ static int au__ws_close_frame(au_ws *ws, unsigned code, const char *reason) {
     return au__ws_frame(ws, AU_OP_CLOSE, payload, n);
 }
 
+/* While a big data frame's payload arrives, the socket may be read straight
+   into the message buffer, saving a copy out of the read buffer. */
+static uint8_t *au__ws_direct(au_ws *ws, size_t *room) {
+    const au_ws_decoder *d = &ws->dec;
+    size_t want;
+    if ((ws->state != AU_WS_OPEN && ws->state != AU_WS_CLOSING) || d->state != AU__DEC_PAYLOAD || d->opcode >= 8 ||
+        d->remaining < ((uint64_t)64 << 10))
+        return NULL;
+    if (ws->msg_ready) { au__buf_clear(&ws->msg); ws->msg_ready = 0; }
+    want = (size_t)AU__MIN(d->remaining, (uint64_t)((size_t)16 << 20));
+    if (au__buf_reserve(&ws->msg, want) != AU_OK) return NULL;
+    *room = want;
+    return ws->msg.p + ws->msg.len;
+}
 ALWAYSUP_DEF int au_ws_init(au_ws *ws, const au_ws_desc *desc) {
     char key[AU_WS_KEY_LEN + 1];
     uint8_t raw[16];
@@ -1582,13 +1648,18 @@ ALWAYSUP_DEF size_t au_ws_recv(au_ws *ws, const void *data, size_t len, au_ws_ms
         switch (ev.type) {
         case AU_WS_EV_DATA:
             m->opcode = ev.opcode;
-            if (ev.first && ev.fin) {                  /* whole message in this input: no copy */
+            /* read in place by au__ws_direct: the bytes already sit at the tail (strictly inside the
+               allocation, so this can never be some other buffer that happens to follow it) */
+            if (ws->msg.p && ws->msg.len < ws->msg.cap && ev.data == ws->msg.p + ws->msg.len &&
+                ev.len <= ws->msg.cap - ws->msg.len)
+                ws->msg.len += ev.len;
+            else if (ev.first && ev.fin) {             /* whole message in this input: no copy */
                 m->type = AU_WS_MESSAGE;
                 m->data = ev.data;
                 m->len = ev.len;
                 return pos;
             }
-            if (au__buf_append(&ws->msg, ev.data, ev.len) != AU_OK)
+            else if (au__buf_append(&ws->msg, ev.data, ev.len) != AU_OK)
                 return au__ws_fail(ws, m, AU_CLOSE_TOO_BIG, "out of memory for the message", len);
             if (!ev.fin) break;
             m->type = AU_WS_MESSAGE;
@@ -1643,19 +1714,36 @@ ALWAYSUP_DEF int au_ws_close(au_ws *ws, unsigned code, const char *reason) {
     if (r == AU_OK) ws->state = AU_WS_CLOSING;
     return r;
 }
+/* the segment to write now: out, then the big payload, then what came after it */
+static const au__buf *au__ws_segment(const au_ws *ws) {
+    if (ws->out.len > ws->out.off) return &ws->out;
+    if (ws->big.len > ws->big.off) return &ws->big;
+    return &ws->after;
+}
 ALWAYSUP_DEF size_t au_ws_output(const au_ws *ws, const uint8_t **data) {
-    *data = ws->out.p ? ws->out.p + ws->out.off : NULL;
-    return ws->out.len - ws->out.off;
+    const au__buf *s = au__ws_segment(ws);
+    *data = s->p ? s->p + s->off : NULL;
+    return s->len - s->off;
 }
 ALWAYSUP_DEF void au_ws_output_done(au_ws *ws, size_t n) {
-    ALWAYSUP_ASSERT(n <= ws->out.len - ws->out.off);
-    ws->out.off += n;
-    if (ws->out.off == ws->out.len) au__buf_clear(&ws->out);
+    au__buf *s = (au__buf *)au__ws_segment(ws);
+    ALWAYSUP_ASSERT(n <= s->len - s->off);
+    s->off += n;
+    if (s->off < s->len) return;
+    if (s == &ws->big) {                       /* what waited behind it comes next */
+        au__buf t = ws->out;
+        au__buf_free(&ws->big);
+        ws->out = ws->after;
+        ws->after = t;
+        au__buf_clear(&ws->after);
+    } else au__buf_clear(s);
 }
 ALWAYSUP_DEF void au_ws_free(au_ws *ws) {
     au_handshake_free(&ws->hs);
     au__buf_free(&ws->out);
     au__buf_free(&ws->msg);
+    au__buf_free(&ws->big);
+    au__buf_free(&ws->after);
 }
 
 /* ---- line framer ---- */
@@ -1743,21 +1831,40 @@ ALWAYSUP_DEF void au_lines_free(au_lines *l) { au__buf_free(&l->buf); }
 /* ---- JSON-RPC envelope scanner ---- */
 #define AU__JSON_MAX_DEPTH 512
 
-typedef struct au__js { const unsigned char *s; size_t n, i; const char *err; } au__js;
+typedef struct au__js { const unsigned char *s; size_t n, i; const char *err; int nl; } au__js;
 
 static int au__js_fail(au__js *j, const char *why) { j->err = why; return -1; }
-static void au__js_ws(au__js *j) {
+AU__INLINE void au__js_ws(au__js *j) {
+    if (j->i < j->n && j->s[j->i] > ' ') return;  /* the usual case: no whitespace at all */
     while (j->i < j->n) {
         unsigned char c = j->s[j->i];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        if (c == '\n' || c == '\r') j->nl = 1;
+        else if (c != ' ' && c != '\t') break;
         j->i++;
     }
 }
+/* a byte of w is zero (SWAR: eight bytes per step) */
+#define AU__HASZERO(w) (((w) - 0x0101010101010101ull) & ~(w) & 0x8080808080808080ull)
 static int au__js_string(au__js *j) {
     const unsigned char *s = j->s;
     size_t i = j->i + 1, n = j->n;
     for (;;) {
         unsigned char c;
+#define AU__PLAIN8(w) (((w) & 0x8080808080808080ull) | (((w) - 0x2020202020202020ull) & ~(w) & 0x8080808080808080ull) | \
+                       AU__HASZERO((w) ^ 0x2222222222222222ull) | AU__HASZERO((w) ^ 0x5C5C5C5C5C5C5C5Cull))
+        while (i + 16 <= n) {     /* skip runs with no quote, backslash, control or non-ASCII byte */
+            uint64_t w, v;
+            memcpy(&w, s + i, 8);
+            memcpy(&v, s + i + 8, 8);
+            if (AU__PLAIN8(w) | AU__PLAIN8(v)) break;
+            i += 16;
+        }
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (AU__PLAIN8(w)) break;
+            i += 8;
+        }
         while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\') i++;
         if (i >= n) { j->i = i; return au__js_fail(j, "unterminated string"); }
         c = s[i];
@@ -1877,6 +1984,7 @@ enum { AU__WANT_VALUE, AU__WANT_KEY, AU__AFTER_VALUE };
 
 ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out) {
     static const char *const keys[6] = { "id", "method", "params", "result", "error", "jsonrpc" };
+    static const size_t key_len[6] = { 2, 6, 6, 6, 5, 7 };
     uint8_t is_object[AU__JSON_MAX_DEPTH / 8];
     au_tok *slots[6], jsonrpc;
     au__js j;
@@ -1893,6 +2001,7 @@ ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out) 
     j.n = text ? len : 0;
     j.i = 0;
     j.err = NULL;
+    j.nl = 0;
     au__js_ws(&j);
     if (j.i == j.n) { out->problem = "empty message"; out->problem_at = j.i; return AU_EINVAL; }
     top = j.s[j.i];
@@ -1919,9 +2028,14 @@ ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out) 
                 kt.p = text + ks;
                 kt.len = j.i - ks;
                 slot = -1;
-                /* the longest key we know, fully \u-escaped: "jsonrpc" is 2 + 7 * 6 bytes */
-                for (k = 0; k < 6 && kt.len <= 2 + 7 * 6; k++)
-                    if (au_json_string_eq(kt, keys[k])) { slot = k; break; }
+                if (!memchr(kt.p, '\\', kt.len)) {       /* as written: length, then bytes */
+                    for (k = 0; k < 6; k++)
+                        if (kt.len == key_len[k] + 2 && memcmp(kt.p + 1, keys[k], key_len[k]) == 0) { slot = k; break; }
+                } else {
+                    /* the longest key we know, fully \u-escaped: "jsonrpc" is 2 + 7 * 6 bytes */
+                    for (k = 0; k < 6 && kt.len <= 2 + 7 * 6; k++)
+                        if (au_json_string_eq(kt, keys[k])) { slot = k; break; }
+                }
             }
             au__js_ws(&j);
             if (j.i >= j.n || j.s[j.i] != ':') { au__js_fail(&j, "expected ':' after a key"); break; }
@@ -1972,10 +2086,11 @@ ALWAYSUP_DEF int au_jsonrpc_scan(const char *text, size_t len, au_jsonrpc *out) 
         out->problem_at = j.i;
         return AU_EINVAL;
     }
+    out->multiline = j.nl;
     /* classify the top level */
     if (top == '[') {
         au__js e;                                 /* "[]" after any whitespace */
-        e.s = (const unsigned char *)text; e.n = len; e.i = top_at + 1; e.err = NULL;
+        e.s = (const unsigned char *)text; e.n = len; e.i = top_at + 1; e.err = NULL; e.nl = 0;
         au__js_ws(&e);
         if (e.i < e.n && e.s[e.i] == ']') { out->problem = "empty batch"; return out->kind = AU_RPC_INVALID; }
         return out->kind = AU_RPC_BATCH;
@@ -2295,7 +2410,7 @@ ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
     if (!(c->desc.connect_timeout > 0)) c->desc.connect_timeout = 5;
     if (!(c->desc.handshake_timeout > 0)) c->desc.handshake_timeout = 10;
     if (!(c->desc.close_timeout > 0)) c->desc.close_timeout = 1;
-    if (!c->desc.read_size) c->desc.read_size = (size_t)256 << 10;
+    if (!c->desc.read_size) c->desc.read_size = (size_t)64 << 10;
     for (i = 0; i < desc->num_headers; i++)
         if (au_header_check(desc->headers[i].name, desc->headers[i].value)) return AU_EHEADER;
     for (i = 0; i < desc->num_subprotocols; i++)
@@ -2319,7 +2434,8 @@ static void au__client_reset(au_client *c) {
     c->addrs = c->next_addr = NULL;
     au_ws_free(&c->ws);                           /* safe on a zeroed au_ws */
     memset(&c->ws, 0, sizeof c->ws);
-    c->rpos = c->rlen = 0;
+    c->inp = NULL;
+    c->inlen = 0;
     c->state = AU_CLIENT_IDLE;
 }
 /* ends the connection; the DISCONNECTED event comes from the next poll */
@@ -2371,6 +2487,7 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     c->error[0] = 0;
     c->peer[0] = 0;
     c->ended = 0;
+    c->drained = 0;
     c->end_code = 0;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -2395,15 +2512,17 @@ ALWAYSUP_DEF int au_client_events(const au_client *c) {
     if (c->ended) return 0;
     if (c->state == AU_CLIENT_CONNECTING) return AU_POLLOUT;
     if (c->state == AU_CLIENT_IDLE) return 0;
-    return AU_POLLIN | (c->ws.out.len > c->ws.out.off ? AU_POLLOUT : 0);
+    return AU_POLLIN | (au_client_unsent(c) ? AU_POLLOUT : 0);
 }
 ALWAYSUP_DEF int64_t au_client_deadline(const au_client *c) {
     if (c->ended) return 0;
-    if (c->rpos < c->rlen) return 0;             /* buffered input still to hand out */
+    if (c->inlen) return 0;                       /* buffered input still to hand out */
     if (c->state == AU_CLIENT_OPEN || c->state == AU_CLIENT_IDLE) return -1;
     return c->deadline;
 }
-ALWAYSUP_DEF size_t au_client_unsent(const au_client *c) { return c->ws.out.len - c->ws.out.off; }
+ALWAYSUP_DEF size_t au_client_unsent(const au_client *c) {
+    return (c->ws.out.len - c->ws.out.off) + (c->ws.big.len - c->ws.big.off) + (c->ws.after.len - c->ws.after.off);
+}
 
 static int au__client_flush(au_client *c) {
     const uint8_t *p;
@@ -2485,8 +2604,10 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
         return au__client_emit_end(c, m);
     }
     for (;;) {
-        if (c->rpos < c->rlen) {
-            c->rpos += au_ws_recv(&c->ws, c->rbuf + c->rpos, c->rlen - c->rpos, m);
+        if (c->inlen) {
+            size_t used = au_ws_recv(&c->ws, c->inp, c->inlen, m);
+            c->inp += used;
+            c->inlen -= used;
             switch (m->type) {
             case AU_WS_NOTHING: continue;
             case AU_WS_OPENED:
@@ -2519,8 +2640,18 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
         }
         if (!(revents & (AU_POLLIN | AU_POLLERR))) break;
         {
-            long n = (long)recv((au__socket)c->sock, (char *)c->rbuf, (au__iolen)c->desc.read_size, 0);
-            if (n > 0) { c->rpos = 0; c->rlen = (size_t)n; c->last_rx = now; continue; }
+            size_t room = c->desc.read_size;
+            uint8_t *into = au__ws_direct(&c->ws, &room);   /* a big payload: straight into the message */
+            long n;
+            if (!into) { into = c->rbuf; room = c->desc.read_size; }
+            n = (long)recv((au__socket)c->sock, (char *)into, (au__iolen)AU__MIN(room, (size_t)1 << 30), 0);
+            if (n > 0) {
+                c->inp = into;
+                c->inlen = (size_t)n;
+                c->last_rx = now;
+                c->drained = (size_t)n < room;
+                continue;
+            }
             if (n == 0) {
                 if (c->state == AU_CLIENT_CLOSING) au__client_end(c, c->end_code ? c->end_code : (unsigned)AU_CLOSE_NORMAL);
                 else {
@@ -2559,8 +2690,20 @@ ALWAYSUP_DEF int au_client_send(au_client *c, unsigned opcode, const void *data,
     int r;
     if (c->state != AU_CLIENT_OPEN) return AU_EINVAL;
     r = au_ws_send(&c->ws, opcode, data, len);
-    if (r == AU_OK && au__client_flush(c) != 0) au__client_end(c, AU_CLOSE_ABNORMAL);
+    if (r == AU_OK && !c->corked && au__client_flush(c) != 0) au__client_end(c, AU_CLOSE_ABNORMAL);
     return r;
+}
+/* au_client_send without the copy: *payload is masked in place and taken over */
+static int au__client_send_owned(au_client *c, unsigned opcode, au__buf *payload) {
+    int r;
+    if (c->state != AU_CLIENT_OPEN) return AU_EINVAL;
+    r = au__ws_send_owned(&c->ws, opcode, payload);
+    if (r == AU_OK && !c->corked && au__client_flush(c) != 0) au__client_end(c, AU_CLOSE_ABNORMAL);
+    return r;
+}
+ALWAYSUP_DEF void au_client_cork(au_client *c, int on) {
+    c->corked = on;
+    if (!on && c->state >= AU_CLIENT_HANDSHAKE && !c->ended && au__client_flush(c) != 0) au__client_end(c, AU_CLOSE_ABNORMAL);
 }
 ALWAYSUP_DEF int au_client_close(au_client *c, unsigned code, const char *reason, int64_t now) {
     if (c->ended) return AU_OK;
@@ -2617,7 +2760,7 @@ static long au__fd_write(au_socket_t fd, const void *buf, size_t n) { return (lo
 enum { AU__DOWN, AU__CONNECTING, AU__HELLO, AU__REPLAY, AU__UP };
 enum { AU__INIT_NONE, AU__INIT_PENDING, AU__INIT_ANSWERED, AU__INIT_LOCAL };   /* the client's initialize */
 enum { AU__RUN, AU__DRAIN, AU__CLOSING, AU__DONE };   /* the process */
-#define AU__STDIN_CHUNK ((size_t)256 << 10)
+#define AU__STDIN_CHUNK ((size_t)64 << 10)     /* with 1 MiB pipes, big lines still move in few reads */
 #define AU__BACKLOG ((size_t)8 << 20)    /* unsent bytes that pause the reading side */
 #define AU__EARLY_GAP 250                /* ms between attempts a client message may trigger */
 
@@ -2635,6 +2778,7 @@ struct au__req {                          /* a client request not answered yet *
     int64_t t;
     int sent, safe, is_init;
     int resends;                          /* times re-sent after a lost connection */
+    size_t method_len;
     uint32_t hash;
     size_t key_len, id_len;
     char *key, *id;                       /* canonical key and the raw token */
@@ -2694,43 +2838,76 @@ static void au__json_escape(au__buf *o, const char *s, size_t n) {
 }
 
 /* ---- stdout: only whole JSON-RPC lines ever go there ---- */
+static void au__stdout_closed(au_bridge *b) {
+    if (!b->stdout_dead) au__log(b, AU_LOG_WARN, "stdout is closed: the client went away");
+    b->stdout_dead = 1;
+    b->big = NULL;
+}
+/* writes a big message's rest (and its newline) from where it lies */
+static void au__flush_big(au_bridge *b) {
+    while (b->big) {
+        long w;
+#if !defined(_WIN32)
+        struct iovec iov[2];
+        int k = 0;
+        if (b->big_off < b->big_len) { iov[k].iov_base = (void *)(uintptr_t)(b->big + b->big_off); iov[k++].iov_len = b->big_len - b->big_off; }
+        iov[k].iov_base = (void *)(uintptr_t)"\n";
+        iov[k++].iov_len = 1;
+        w = (long)writev(b->d.out_fd, iov, k);
+#else
+        w = b->big_off < b->big_len ? au__fd_write(b->d.out_fd, b->big + b->big_off, b->big_len - b->big_off)
+                                    : au__fd_write(b->d.out_fd, "\n", 1);
+#endif
+        if (w > 0) {
+            b->big_off += (size_t)w;
+            if (b->big_off > b->big_len) b->big = NULL;     /* the newline went too */
+            continue;
+        }
+        if (w < 0 && AU__INTERRUPTED(AU__FD_ERRNO())) continue;
+        if (w < 0 && AU__WOULD_BLOCK(AU__FD_ERRNO())) return;
+        au__stdout_closed(b);
+    }
+}
 static void au__flush_stdout(au_bridge *b) {
     while (b->out.len > b->out.off) {
         long w = au__fd_write(b->d.out_fd, b->out.p + b->out.off, b->out.len - b->out.off);
         if (w > 0) { b->out.off += (size_t)w; continue; }
         if (w < 0 && AU__INTERRUPTED(AU__FD_ERRNO())) continue;
         if (w < 0 && AU__WOULD_BLOCK(AU__FD_ERRNO())) return;
-        if (!b->stdout_dead) au__log(b, AU_LOG_WARN, "stdout is closed: the client went away");
-        b->stdout_dead = 1;
+        au__stdout_closed(b);
         break;
     }
     au__buf_clear(&b->out);
+    au__flush_big(b);
 }
+/* the client connection is about to go, and with it the memory a pending
+   big message lies in: copy what is left */
+static void au__own_output(au_bridge *b) {
+    if (!b->big) return;
+    au__buf_append(&b->out, b->big + b->big_off, b->big_len - AU__MIN(b->big_off, b->big_len));
+    if (b->big_off <= b->big_len) au__buf_append(&b->out, AU__LIT("\n"));
+    b->big = NULL;
+}
+/* stdout cannot take more now: stop producing for it */
+static int au__stdout_blocked(const au_bridge *b) {
+    return b->big != NULL || b->out.len - b->out.off >= AU__BACKLOG;
+}
+/* every drop of the connection goes through here */
+static void au__drop(au_bridge *b) {
+    au__own_output(b);
+    au_client_drop(&b->client);
+}
+/* Small messages gather in b->out and go out in one write at the end of the
+   step; a big one is written straight from where it lies. */
+#define AU__EMIT_BATCH ((size_t)64 << 10)
 static void au__emit(au_bridge *b, const char *p, size_t n) {
     if (b->stdout_dead) return;
-    if (b->out.len == b->out.off) {            /* nothing queued: one write, no copy */
-        size_t w = 0;
-#if !defined(_WIN32)
-        struct iovec iov[2];
-        ssize_t r;
-        iov[0].iov_base = (void *)(uintptr_t)p;
-        iov[0].iov_len = n;
-        iov[1].iov_base = (void *)(uintptr_t)"\n";
-        iov[1].iov_len = 1;
-        do r = writev(b->d.out_fd, iov, 2); while (r < 0 && errno == EINTR);
-        if (r < 0 && !AU__WOULD_BLOCK(errno)) {
-            au__log(b, AU_LOG_WARN, "stdout is closed: the client went away");
-            b->stdout_dead = 1;
-            return;
-        }
-        w = r > 0 ? (size_t)r : 0;
-        if (w == n + 1) return;
-#endif
-        if (w < n) au__buf_append(&b->out, p + w, n - w);
-        au__buf_append(&b->out, AU__LIT("\n"));
-#if defined(_WIN32)
-        au__flush_stdout(b);                   /* a socket to the stdout pump: try now */
-#endif
+    if (n >= AU__EMIT_BATCH && (b->out.len > b->out.off || b->big)) au__flush_stdout(b);
+    if (n >= AU__EMIT_BATCH && b->out.len == b->out.off && !b->big) {   /* written from where it lies */
+        b->big = (const uint8_t *)p;
+        b->big_len = n;
+        b->big_off = 0;
+        au__flush_big(b);
         return;
     }
     au__buf_append(&b->out, p, n);
@@ -2780,9 +2957,15 @@ static size_t au__id_key(au_tok id, char *out) {
     }
     return o;
 }
-static void au__method_name(au_tok m, char *out, size_t cap) {
+static size_t au__method_name(au_tok m, char *out, size_t cap) {
     const char *p = m.p + 1, *end = m.p + m.len - 1;
     size_t o = 0;
+    if ((size_t)(end - p) < cap && !memchr(p, '\\', (size_t)(end - p))) {   /* as written */
+        o = (size_t)(end - p);
+        memcpy(out, p, o);
+        out[o] = 0;
+        return o;
+    }
     while (p < end && o + 4 < cap) {
         uint8_t u[4];
         size_t adv, k = au__js_unescape1(p, end, u, &adv);
@@ -2791,14 +2974,17 @@ static void au__method_name(au_tok m, char *out, size_t cap) {
         p += adv;
     }
     out[o] = 0;
+    return o;
 }
 /* methods a new daemon may run again without harm */
-static int au__method_safe(const char *m) {
-    static const char *const safe[] = { "ping", "initialize", "resources/read", "prompts/get",
-                                        "completion/complete", "logging/setLevel" };
-    size_t i, n = strlen(m);
-    for (i = 0; i < sizeof safe / sizeof safe[0]; i++) if (strcmp(m, safe[i]) == 0) return 1;
-    return n >= 5 && strcmp(m + n - 5, "/list") == 0;
+static int au__method_is(const char *m, size_t n, const char *name, size_t name_len) {
+    return n == name_len && memcmp(m, name, n) == 0;
+}
+static int au__method_safe(const char *m, size_t n) {
+    return au__method_is(m, n, AU__LIT("ping")) || au__method_is(m, n, AU__LIT("initialize")) ||
+           au__method_is(m, n, AU__LIT("resources/read")) || au__method_is(m, n, AU__LIT("prompts/get")) ||
+           au__method_is(m, n, AU__LIT("completion/complete")) || au__method_is(m, n, AU__LIT("logging/setLevel")) ||
+           (n >= 5 && memcmp(m + n - 5, "/list", 5) == 0);
 }
 static au__req *au__req_find(au_bridge *b, const char *key, size_t len, uint32_t h) {
     au__req *r;
@@ -2852,8 +3038,8 @@ static au__req *au__req_new(au_bridge *b, au_tok id, au_tok method, int *dup) {
     memcpy(r->id, id.p, id.len);
     r->id[id.len] = 0;
     r->id_len = id.len;
-    au__method_name(method, r->method, sizeof r->method);
-    r->safe = au__method_safe(r->method);
+    r->method_len = au__method_name(method, r->method, sizeof r->method);
+    r->safe = au__method_safe(r->method, r->method_len);
     r->seq = ++b->seq;
     r->t = b->now;
     r->next = b->reqs[r->hash & (b->reqs_cap - 1)];
@@ -2914,7 +3100,13 @@ static int au__queue_full(const au_bridge *b) {
 /* ---- sending to the daemon ---- */
 /* m: the stored copy if there is one (ownership passes here) */
 static void au__send(au_bridge *b, const char *data, size_t len, au__req *r, au__msg *m) {
-    if (au_client_send(&b->client, AU_OP_TEXT, data, len) != AU_OK) {
+    int sent;
+    if (len >= AU__EMIT_BATCH && data == (const char *)b->lines.buf.p && !(r && r->safe)) {
+        b->lines.buf.len = len;                    /* a big line: its buffer goes to the socket as is */
+        sent = au__client_send_owned(&b->client, AU_OP_TEXT, &b->lines.buf);
+        b->lines.clear = 0;
+    } else sent = au_client_send(&b->client, AU_OP_TEXT, data, len);
+    if (sent != AU_OK) {
         /* the connection ended under us: the DISCONNECTED event follows */
         au__log(b, AU_LOG_DEBUG, "send failed: the connection is going down");
     }
@@ -3204,7 +3396,7 @@ static void au__replay_answer(au_bridge *b, const au_jsonrpc *r) {
             au_tok em;
             if (r->error.p && au__json_get(r->error, "message", &em)) au__printable(msg, sizeof msg, em.p, em.len);
             snprintf(why, sizeof why, "the daemon refused the replayed initialize: %s", msg[0] ? msg : "error");
-            au_client_drop(&b->client);
+            au__drop(b);
             au__on_down(b, why);
             return;
         }
@@ -3265,7 +3457,7 @@ static void au__hello_answer(au_bridge *b, const char *p, size_t n) {
         if (!au__json_get(all, "error", &err)) err = all;
         au__printable(detail, sizeof detail, err.p, err.len);
         snprintf(why, sizeof why, "the daemon refused the hello: %s", detail);
-        au_client_drop(&b->client);
+        au__drop(b);
         au__on_down(b, why);
     }
 }
@@ -3363,18 +3555,20 @@ static void au__client_line(au_bridge *b, const char *line, size_t len) {
             return;
         }
         if (au__mcp(b)) {                                   /* session state to replay later */
-            if (strcmp(q->method, "initialize") == 0) {
+            const char *mn = q->method;
+            size_t ml = q->method_len;
+            if (au__method_is(mn, ml, AU__LIT("initialize"))) {
                 au__buf_set(&b->init_req, line, len);
                 b->init_id_at = (size_t)(r.id.p - line);
                 b->init_id_len = r.id.len;
                 b->init_state = AU__INIT_PENDING;
                 b->init_pending = q;
                 q->is_init = 1;
-            } else if (strcmp(q->method, "logging/setLevel") == 0 && r.params.p) {
+            } else if (au__method_is(mn, ml, AU__LIT("logging/setLevel")) && r.params.p) {
                 au__buf_set(&b->set_level, r.params.p, r.params.len);
-            } else if (strcmp(q->method, "resources/subscribe") == 0 && r.params.p) {
+            } else if (au__method_is(mn, ml, AU__LIT("resources/subscribe")) && r.params.p) {
                 au__subs_update(b, r.params, 1);
-            } else if (strcmp(q->method, "resources/unsubscribe") == 0 && r.params.p) {
+            } else if (au__method_is(mn, ml, AU__LIT("resources/unsubscribe")) && r.params.p) {
                 au__subs_update(b, r.params, 0);
             }
         }
@@ -3396,6 +3590,9 @@ static void au__client_line(au_bridge *b, const char *line, size_t len) {
                 au__req_free(b, c);
                 return;
             }
+            /* in flight: the daemon should not answer a cancelled request (and the client does not
+               want it), so forget it now rather than hold it forever; a late answer is dropped */
+            au__req_free(b, c);
         }
     } else if (kind == AU_RPC_RESPONSE && au__mcp(b)) {
         au__dreq **pp = au__dreq_find(b, r.id);
@@ -3427,6 +3624,7 @@ static void au__process_stdin(au_bridge *b) {
                     au__id_usable(r.id) ? " and answered with an error" : "");
             au__reply_error(b, au__id_usable(r.id) ? r.id.p : NULL, au__id_usable(r.id) ? r.id.len : 0, -32600, msg, NULL);
         }
+        if (b->lines.clear) { au__buf_clear(&b->lines.buf); b->lines.clear = 0; }   /* a big line's memory back now */
     }
 }
 static void au__read_stdin(au_bridge *b) {
@@ -3449,8 +3647,8 @@ static void au__daemon_message(au_bridge *b, const au_ws_msg *m) {
     const char *p = (const char *)m->data;
     size_t n = m->len;
     au_jsonrpc r;
-    int kind;
-    if (n && (memchr(p, '\n', n) || memchr(p, '\r', n))) {   /* pretty-printed: fold a copy */
+    int kind = au_jsonrpc_scan(p, n, &r);
+    if (kind >= 0 && r.multiline) {        /* pretty-printed: fold a copy; offsets stay the same */
         b->scratch.off = b->scratch.len = 0;
         if (au__buf_append(&b->scratch, p, n) != AU_OK) {
             au__log(b, AU_LOG_ERROR, "out of memory folding a %lu-byte message; dropped", (unsigned long)n);
@@ -3459,7 +3657,6 @@ static void au__daemon_message(au_bridge *b, const au_ws_msg *m) {
         au_json_fold((char *)b->scratch.p, n);
         p = (const char *)b->scratch.p;
     }
-    kind = au_jsonrpc_scan(p, n, &r);
     if (kind < 0) {
         char preview[100];
         au__printable(preview, sizeof preview, p, n);
@@ -3605,7 +3802,10 @@ static void au__on_down(au_bridge *b, const char *why) {
 static void au__pump_client(au_bridge *b, int revents) {
     au_ws_msg m;
     int budget = 4096;                           /* keep stdin and timers fair under a flood */
-    while (budget-- > 0 && b->out.len - b->out.off < AU__BACKLOG && au_client_poll(&b->client, revents, b->now, &m)) {
+    while (budget-- > 0 && (!au__stdout_blocked(b) || b->client.state != AU_CLIENT_OPEN) &&
+           au_client_poll(&b->client, revents, b->now, &m)) {
+        if (b->client.drained) revents &= ~(AU_POLLIN | AU_POLLERR);   /* empty until the next poll */
+        if (b->big && b->client.state != AU_CLIENT_OPEN) au__own_output(b);
         switch (m.type) {
         case AU_WS_OPENED:
             au__on_open(b);
@@ -3620,7 +3820,7 @@ static void au__pump_client(au_bridge *b, int revents) {
             {
                 char why[256];
                 snprintf(why, sizeof why, "%s", b->client.error);
-                au_client_drop(&b->client);
+                au__drop(b);
                 au__on_down(b, why);
             }
             return;
@@ -3637,7 +3837,7 @@ static void au__finish(au_bridge *b, double wait) {
     b->phase = AU__CLOSING;
     b->phase_deadline = b->now + au__ms(wait);
     if (b->conn >= AU__HELLO) au_client_close(&b->client, AU_CLOSE_NORMAL, NULL, b->now);
-    else { au_client_drop(&b->client); b->conn = AU__DOWN; }
+    else { au__drop(b); b->conn = AU__DOWN; }
 }
 static void au__drop_queue(au_bridge *b) {
     while (b->q_head) {
@@ -3669,7 +3869,7 @@ static void au__timers(au_bridge *b) {
     au__msg *m, *next;
     if (b->phase >= AU__CLOSING) {
         if (b->now >= b->phase_deadline ||
-            (b->client.state == AU_CLIENT_IDLE && !b->client.ended && b->out.len == b->out.off))
+            (b->client.state == AU_CLIENT_IDLE && !b->client.ended && b->out.len == b->out.off && !b->big))
             b->phase = AU__DONE;
         return;
     }
@@ -3684,7 +3884,7 @@ static void au__timers(au_bridge *b) {
         char why[160];
         snprintf(why, sizeof why, "no answer to the %s within %.3g s", b->conn == AU__HELLO ? "hello" : "replayed initialize",
                  au__secs(b->now - (b->setup_deadline - au__ms(b->conn == AU__HELLO ? b->d.hello_ack_timeout : b->d.handshake_timeout))));
-        au_client_drop(&b->client);
+        au__drop(b);
         au__on_down(b, why);
     }
     if (b->init_pending && !b->init_pending->sent && b->d.init_grace > 0 && b->init_pending->msg &&
@@ -3696,7 +3896,7 @@ static void au__timers(au_bridge *b) {
             au_backoff_reset(&b->backoff);         /* proven healthy: a later drop starts the schedule over */
             b->healthy = 1;
         }
-        if (interval > 0 && b->out.len - b->out.off < AU__BACKLOG) {
+        if (interval > 0 && !au__stdout_blocked(b)) {
             int64_t last = AU__MIN(b->client.last_rx, b->now);
             if (b->ping_sent_at && last >= b->ping_sent_at) b->ping_sent_at = 0;
             if (!b->ping_sent_at && b->now - last >= interval) {
@@ -3706,7 +3906,7 @@ static void au__timers(au_bridge *b) {
                 char why[160];
                 snprintf(why, sizeof why, "nothing received for %.3g s after a ping: the daemon seems frozen",
                          au__secs(b->now - last));
-                au_client_drop(&b->client);
+                au__drop(b);
                 au__on_down(b, why);
             }
         }
@@ -3853,6 +4053,11 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
         b->out_flags = fcntl(b->d.out_fd, F_GETFL, 0);
         if (b->out_flags >= 0) fcntl(b->d.out_fd, F_SETFL, b->out_flags | O_NONBLOCK);
     }
+#  if defined(F_SETPIPE_SZ)
+    /* 64 KiB pipes make a big message cost dozens of wakeups each way */
+    fcntl(b->d.in_fd, F_SETPIPE_SZ, 1 << 20);
+    fcntl(b->d.out_fd, F_SETPIPE_SZ, 1 << 20);
+#  endif
 #endif
     b->now = au_now_ms();
     if (desc->num_headers > 0 && !au__host_is_loopback(b->client.url.host))
@@ -3872,11 +4077,11 @@ ALWAYSUP_DEF int au_bridge_pollfds(au_bridge *b, au_pollfd *fds, int max) {
     if (n < max && !b->stdin_eof && b->ipos >= b->ilen && !au__queue_full(b) && b->phase == AU__RUN) {
         fds[n].fd = b->d.in_fd; fds[n].events = AU_POLLIN; fds[n].revents = 0; n++;
     }
-    if (n < max && b->out.len > b->out.off) {
+    if (n < max && (b->out.len > b->out.off || b->big)) {
         fds[n].fd = b->d.out_fd; fds[n].events = AU_POLLOUT; fds[n].revents = 0; n++;
     }
     ev = au_client_events(&b->client);
-    if (b->out.len - b->out.off >= AU__BACKLOG) ev &= ~AU_POLLIN;   /* the client reads slowly: so do we */
+    if (au__stdout_blocked(b)) ev &= ~AU_POLLIN;   /* the client reads slowly: so do we */
     if (n < max && ev && b->client.sock != AU_INVALID_SOCKET) {
         fds[n].fd = b->client.sock; fds[n].events = ev; fds[n].revents = 0; n++;
     }
@@ -3889,10 +4094,10 @@ ALWAYSUP_DEF int au_bridge_timeout(au_bridge *b) {
     if (b->phase == AU__DONE) return 0;
     if (b->ipos < b->ilen && !au__queue_full(b)) return 0;
     if (b->conn == AU__DOWN && b->phase < AU__CLOSING) AU__SOON(b->retry_at);
-    if (b->out.len - b->out.off < AU__BACKLOG || b->client.state != AU_CLIENT_OPEN) AU__SOON(au_client_deadline(&b->client));
+    if (!au__stdout_blocked(b) || b->client.state != AU_CLIENT_OPEN) AU__SOON(au_client_deadline(&b->client));
     if (b->conn == AU__UP && b->phase < AU__CLOSING) {
         if (!b->healthy) AU__SOON(b->up_since + au__ms(b->d.healthy_after));
-        if (b->d.ping_interval > 0 && b->out.len - b->out.off < AU__BACKLOG) {
+        if (b->d.ping_interval > 0 && !au__stdout_blocked(b)) {
             if (!b->ping_sent_at) AU__SOON(b->client.last_rx + au__ms(b->d.ping_interval));
             else if (b->d.ping_timeout > 0) AU__SOON(AU__MIN(b->ping_sent_at + au__ms(b->d.ping_timeout), now + 1000));
         }
@@ -3920,11 +4125,19 @@ ALWAYSUP_DEF int au_bridge_step(au_bridge *b, const au_pollfd *fds, int n) {
     }
     if (out_ev) au__flush_stdout(b);
     if (in_ev) au__read_stdin(b);
+    au_client_cork(&b->client, 1);
     au__process_stdin(b);
-    if (b->out.len - b->out.off < AU__BACKLOG || b->client.state != AU_CLIENT_OPEN) au__pump_client(b, sock_ev);
+    if (!au__stdout_blocked(b)) au__pump_client(b, sock_ev);
+    else if (b->client.state != AU_CLIENT_OPEN) {    /* connecting or closing: never held up by stdout */
+        au__own_output(b);                           /* the client may free what a big message lies in */
+        au__pump_client(b, sock_ev);
+    }
+    if (b->out.len > b->out.off) au__flush_stdout(b);      /* this step's small messages, in one write */
     if (b->phase == AU__DONE) return 0;
     au__timers(b);
     au__flush_queue(b);
+    au_client_cork(&b->client, 0);                /* every frame of this step, in as few sends as possible */
+    if (b->out.len > b->out.off) au__flush_stdout(b);
     au__check_exit(b);
     if (b->phase >= AU__CLOSING) au__timers(b);   /* may already be done */
     return b->phase != AU__DONE;
@@ -3943,6 +4156,7 @@ ALWAYSUP_DEF void au_bridge_stop(au_bridge *b) {
 }
 ALWAYSUP_DEF void au_bridge_free(au_bridge *b) {
     size_t i;
+    b->big = NULL;
     for (i = 0; i < b->reqs_cap; i++)
         while (b->reqs[i]) au__req_free(b, b->reqs[i]);
     au__drop_queue(b);

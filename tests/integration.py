@@ -920,6 +920,14 @@ def mcp_daemon_requests_across_a_dead_connection(t):
         new_life = d.log()[d.log().index("start instance", 10):]
         t.check('"s1"' not in new_life, "the late answer never reached the new daemon")
         t.check("notifications/cancelled" not in new_life, "a cancel for an answered request is not forwarded")
+        # an in-flight request the client cancels: the cancel goes through, a late answer does not
+        late = s.request("sleep", {"ms": 400})
+        time.sleep(0.1)
+        s.notify("notifications/cancelled", {"requestId": late, "reason": "changed my mind"})
+        time.sleep(0.6)
+        t.check('"requestId": %d' % late in d.log() or '"requestId":%d' % late in d.log(), "cancel of an in-flight request forwarded")
+        t.check(not s.answers(late), "the daemon's late answer to a cancelled request is dropped")
+        t.check("no request with that id is waiting" in s.log(), "and logged")
         # a queued request the client cancels is dropped with its cancel
         kill_noticed(d, s)
         q = s.request("tools/call", {"name": "x"})
@@ -929,7 +937,7 @@ def mcp_daemon_requests_across_a_dead_connection(t):
         time.sleep(0.2)
         third = d.log()[d.log().index("start instance C"):]
         t.check("tools/call" not in third and "notifications/cancelled" not in third, "cancelled queued request never sent")
-        s.check_clean(t, unanswered=[q])
+        s.check_clean(t, unanswered=[q, late])
     finally:
         s.stop()
         d.stop()

@@ -708,6 +708,54 @@ static void test_ws_session(void) {
         n = take_client_frame(&ws, &b0, payload);
         CHECK_INT(b0, 0x82); CHECK_INT(n, 70000); CHECK(memcmp(payload, in, 70000) == 0);
         CHECK_INT(au_ws_send(&ws, AU_OP_PING, in, 126), AU_ETOOBIG);
+        {   /* an owned payload: masked in place, sent between what came before and after it */
+            au__buf own, own2;
+            size_t k, sizes[3];
+            static uint8_t want[3][80000];
+            memset(&own, 0, sizeof own);
+            memset(&own2, 0, sizeof own2);
+            for (k = 0; k < 80000; k++) want[1][k] = (uint8_t)('a' + k % 26);
+            memcpy(want[2], "after", 5);
+            memcpy(want[0], "before", 6);
+            au__buf_append(&own, want[1], 80000);
+            au__buf_append(&own2, "copied", 6);
+            CHECK_INT(au_ws_send(&ws, AU_OP_TEXT, "before", 6), AU_OK);
+            CHECK_INT(au__ws_send_owned(&ws, AU_OP_TEXT, &own), AU_OK);
+            CHECK(own.p == NULL && own.len == 0);                 /* taken over */
+            CHECK_INT(au_ws_send(&ws, AU_OP_TEXT, "after", 5), AU_OK);
+            CHECK_INT(au__ws_send_owned(&ws, AU_OP_TEXT, &own2), AU_OK);   /* one already on its way: copied */
+            CHECK(own2.p != NULL);
+            au__buf_free(&own2);
+            sizes[0] = 6; sizes[1] = 80000; sizes[2] = 5;
+            {   /* drain in odd-sized pieces through a copy, then parse the frames */
+                static uint8_t wire[90000];
+                size_t wl = 0;
+                const uint8_t *o;
+                size_t avail;
+                while ((avail = au_ws_output(&ws, &o)) > 0) {
+                    size_t r = (size_t)(1 + t_rand() % 3000), take = AU__MIN(avail, r);
+                    memcpy(wire + wl, o, take);
+                    wl += take;
+                    au_ws_output_done(&ws, take);
+                }
+                {
+                    size_t pos = 0;
+                    for (k = 0; k < 4 && pos < wl; k++) {
+                        size_t len = wire[pos + 1] & 0x7F, hl = 2, i;
+                        uint8_t mk[4];
+                        if (len == 126) { len = (size_t)wire[pos + 2] << 8 | wire[pos + 3]; hl = 4; }
+                        else if (len == 127) { len = 0; for (i = 0; i < 8; i++) len = len << 8 | wire[pos + 2 + i]; hl = 10; }
+                        memcpy(mk, wire + pos + hl, 4);
+                        for (i = 0; i < len; i++) payload[i] = wire[pos + hl + 4 + i] ^ mk[i % 4];
+                        if (k < 3) { CHECK_INT(len, sizes[k]); CHECK(memcmp(payload, want[k], sizes[k]) == 0); }
+                        else CHECK_MEM(payload, len, "copied");
+                        pos += hl + 4 + len;
+                    }
+                    CHECK_INT(k, 4);
+                    CHECK_INT(pos, wl);
+                }
+            }
+        }
         CHECK_INT(au_ws_send(&ws, AU_OP_CLOSE, in, 2), AU_EINVAL);
         /* the peer closes: we answer 1000 once and ignore the rest */
         n = sframe(in, 0x88, "\x03\xe9" "bye", 5);
