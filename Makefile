@@ -8,7 +8,7 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 B       := build
 HDR     := alwaysup.h
 
-.PHONY: all test check-symbols demo soak conformance fuzz windows test-windows clean
+.PHONY: all test check-symbols demo soak conformance fuzz bench windows test-windows clean
 
 all: $(B)/alwaysup $(B)/testd $(B)/echo_client
 
@@ -22,6 +22,16 @@ $(B)/echo_client: examples/echo_client.c $(HDR) | $(B)
 	$(CC) $(STRICT) -Werror $(OPT) -I. $< -o $@
 $(B)/echo_client-asan: examples/echo_client.c $(HDR) | $(B)
 	$(CC) $(STRICT) -O1 -g $(SAN) -I. $< -o $@
+
+# the side-by-side benchmark: direct, alwaysup, a Python and a Node peer;
+# writes tools/bench/RESULTS.md (BENCH_ARGS=--quick for a seconds-long run)
+BENCH_ARGS ?= --turns 5
+$(B)/bench: tools/bench/bench.c $(HDR) | $(B)
+	$(CC) -std=c99 -O2 -Wall -Wextra -I. $< -o $@
+tools/bench/peers/node_modules/.package-lock.json: tools/bench/peers/package-lock.json
+	cd tools/bench/peers && npm ci --no-audit --no-fund --loglevel=error
+bench: $(B)/bench $(B)/alwaysup $(B)/testd tools/bench/peers/node_modules/.package-lock.json
+	$(B)/bench $(BENCH_ARGS)
 
 # every libFuzzer harness (clang) for FUZZ_SECONDS each, two at a time
 FUZZ_SECONDS ?= 60

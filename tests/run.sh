@@ -137,6 +137,9 @@ if have node && [ -d tests/node_modules/@modelcontextprotocol/sdk ]; then
     suite interop-mcp-sdk node tests/interop/sdk_interop.mjs
 else skip interop-mcp-sdk "node or tests/node_modules missing (tools/install-deps.sh runs npm ci)"; fi
 
+echo "== benchmark smoke (tools/bench --quick: every contender answers; the figures are not judged here)"
+suite bench-quick sh -c "$MAKE -s build/bench build/alwaysup build/testd tools/bench/peers/node_modules/.package-lock.json && build/bench --quick"
+
 echo "== Windows (mingw-w64 build under Wine)"
 if have x86_64-w64-mingw32-gcc && have wine; then
     suite windows $MAKE -s test-windows

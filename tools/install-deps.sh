@@ -47,6 +47,12 @@ else
     echo "install-deps: system packages already present"
 fi
 
+# the benchmark's Node peer (ws), pinned by its own lock file
+if [ -f tools/bench/peers/package-lock.json ] && [ ! -d tools/bench/peers/node_modules/ws ]; then
+    echo "install-deps: npm ci in tools/bench/peers/"
+    (cd tools/bench/peers && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # the official MCP SDK and ws, pinned by tests/package-lock.json
 if [ -f tests/package-lock.json ]; then
     if [ ! -d tests/node_modules/@modelcontextprotocol/sdk ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; then

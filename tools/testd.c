@@ -27,6 +27,8 @@
                                        lines forever (64 KiB per poll turn)
                        endless-line    101 status line, then "X-Long: aaaa..."
                                        forever, never a line end
+                       echo            handshake, then a fast echo for the
+                                       benchmark (tools/bench): see ECHO MODE
      freeze / thaw   stop / resume all reads, writes, accepts and timeouts
                      (the listening socket stays open: connects wait in the
                      backlog), like SIGSTOP/SIGCONT of a real daemon
@@ -82,6 +84,21 @@
      CR, LF and other control bytes in logged data are written as \n, \r,
      \t, \xHH so every event stays on one line; text over 64 KiB is cut,
      with "...[N bytes]" appended.
+
+   ECHO MODE (--mode echo, or "mode echo" for new connections)
+     The daemon of tools/bench/bench.c, built to cost as little as possible
+     per message: every binary message comes back as binary and every text
+     message as text, byte for byte, with one exception that lets a shim in
+     between see an answer: a request whose first members are, in this
+     order and with no spaces, {"jsonrpc":"2.0","id":ID,"method":"M","params":P}
+     is answered as {"jsonrpc":"2.0","id":ID,"result":P} (and one without
+     params as "result":{}). That rewrite moves only the bytes before P, in
+     place; P is never copied. Nothing is logged per message and text is not
+     checked for UTF-8; frame rules, pings and closes are as in normal mode.
+     A large payload is received straight into the message buffer, the
+     answer's frame header is written into room kept in front of it, and
+     that buffer becomes the output buffer (no copy of the message at all);
+     echo connections keep their buffers for the next message.
 
    CONFORMANCE MODE
      testd --conformance [--section9-scale quick|full] [--report FILE]
@@ -139,12 +156,14 @@
 /* ---- modes and connection states ---------------------------------------- */
 enum {
     M_NORMAL, M_REFUSE, M_ACCEPT_CLOSE, M_HTTP502, M_HTTP503, M_HANG,
-    M_BAD_ACCEPT, M_ENDLESS_HEAD, M_ENDLESS_LINE, M_COUNT
+    M_BAD_ACCEPT, M_ENDLESS_HEAD, M_ENDLESS_LINE, M_ECHO, M_COUNT
 };
 static const char *const mode_names[M_COUNT] = {
     "normal", "refuse", "accept-close", "http502", "http503", "hang-handshake",
-    "bad-accept", "endless-head", "endless-line"
+    "bad-accept", "endless-head", "endless-line", "echo"
 };
+#define ECHO_ROOM 16                         /* echo mode: room for a frame header before a message */
+#define ECHO_DIRECT_MIN ((uint64_t)16 << 10) /* echo mode: payloads this big are received in place */
 
 enum {
     ST_HEAD,     /* reading the request head */
@@ -157,7 +176,7 @@ enum {
 };
 
 /* ---- growable byte buffer with a consumed prefix ------------------------- */
-typedef struct buf { uint8_t *p; size_t off, len, cap; } buf;
+typedef struct buf { uint8_t *p; size_t off, len, cap; int keep; } buf;   /* keep: never give memory back */
 
 static int buf_reserve(buf *b, size_t extra) {
     size_t need, cap;
@@ -201,7 +220,7 @@ static void buf_printf(buf *b, const char *fmt, ...) {
 static size_t buf_pending(const buf *b) { return b->len - b->off; }
 static void buf_clear(buf *b) {
     b->off = b->len = 0;
-    if (b->cap > ((size_t)1 << 20)) {   /* give big message memory back */
+    if (b->cap > ((size_t)1 << 20) && !b->keep) {   /* give big message memory back */
         free(b->p);
         b->p = NULL;
         b->cap = 0;
@@ -1925,6 +1944,59 @@ static void conf_route(conn *c, const char *target) {
     buf_free(&b);
 }
 
+/* ---- echo mode ------------------------------------------------------------------------ */
+/* A request in the canonical member order becomes its answer, in place:
+   {"jsonrpc":"2.0","id":ID,"method":"M","params":P}  ->  {"jsonrpc":"2.0","id":ID,"result":P}
+   ({"jsonrpc":"2.0","id":ID,"method":"M"} -> ...,"result":{}}). The bytes
+   before the method move forward over it, so *start moves and P stays put.
+   Anything else is left as it is. */
+static void echo_answer(uint8_t **start, size_t *len) {
+    static const char pre[] = "{\"jsonrpc\":\"2.0\",\"id\":", meth[] = ",\"method\":\"", par[] = "\",\"params\":";
+    uint8_t *p = *start;
+    size_t n = *len, scan = n < 256 ? n : 256, a, m, e, cut, ins;
+    const char *put;
+    if (n < sizeof pre || memcmp(p, pre, sizeof pre - 1) != 0) return;
+    for (a = sizeof pre - 1; a < scan && p[a] != ','; a++) {   /* the id: a number or a plain string */
+        if (p[a] == '"' && a > sizeof pre - 1) { a++; break; }
+    }
+    if (a + sizeof meth - 1 > scan || memcmp(p + a, meth, sizeof meth - 1) != 0) return;
+    m = a + sizeof meth - 1;                                   /* the method name */
+    for (e = m; e < scan && p[e] != '"' && p[e] != '\\'; e++) {}
+    if (e >= scan || p[e] != '"' || e == m) return;
+    if (e + sizeof par - 1 <= n && memcmp(p + e, par, sizeof par - 1) == 0) {
+        cut = e + sizeof par - 1;                              /* ,"method":"M","params": */
+        put = ",\"result\":";
+    } else if (e + 2 == n && p[e + 1] == '}') {
+        cut = e + 1;                                           /* ,"method":"M" (no params) */
+        put = ",\"result\":{}";
+    } else return;
+    ins = strlen(put);
+    if (cut - a < ins) return;
+    memcpy(p + cut - ins, put, ins);
+    memmove(p + cut - ins - a, p, a);
+    *start = p + cut - ins - a;
+    *len = n - (cut - ins - a);
+}
+/* the whole message sits at msg.p + ECHO_ROOM: answer it without copying it */
+static void echo_message(conn *c) {
+    uint8_t *base = c->msg.p, *start = base + ECHO_ROOM, h[10];
+    size_t len = c->msg.len - ECHO_ROOM, hl;
+    if (c->state != ST_OPEN || c->close_sent) return;
+    if (c->msg_op == AU_OP_TEXT) echo_answer(&start, &len);
+    hl = frame_head(h, c->msg_op, 1, len);
+    start -= hl;
+    memcpy(start, h, hl);
+    if (!buf_pending(&c->out)) {   /* hand the buffer over as the output */
+        buf spare = c->out;
+        c->out = c->msg;
+        c->out.off = (size_t)(start - base);
+        c->msg = spare;
+        c->msg.off = c->msg.len = 0;
+    } else {
+        buf_put(&c->out, start, hl + len);
+    }
+}
+
 /* ---- frame decoding (client frames: masked, any chunking) ------------------------- */
 static void on_message(conn *c) {
     const char *t = (const char *)c->msg.p;
@@ -1933,6 +2005,7 @@ static void on_message(conn *c) {
         if (c->cs) cf_event(c, c->msg_op == AU_OP_TEXT ? 'T' : 'B', c->msg.p, n);
         return;
     }
+    if (c->mode == M_ECHO) { echo_message(c); return; }
     if (c->msg_op == AU_OP_TEXT) {
         log_start("conn %u recv ", c->id);
         log_data(t, n > LOG_TEXT_MAX ? LOG_TEXT_MAX : n);
@@ -2017,6 +2090,7 @@ static int frame_begin(conn *c) {
         c->msg_op = c->op;
         c->msg.len = c->msg.off = 0;
         c->utf8.state = AU_UTF8_ACCEPT;
+        if (c->mode == M_ECHO) c->msg.len = ECHO_ROOM;   /* the answer's header goes here */
     }
     if (n > MAX_MESSAGE - c->msg.len) { ws_fail(c, AU_CLOSE_TOO_BIG, "message over 1 GiB"); return 0; }
     /* reserve the frame up front: one big frame costs no regrowth, and
@@ -2047,10 +2121,10 @@ static void ws_input(conn *c, const uint8_t *p, size_t n) {
             c->ctl_len += take;
         } else {
             uint8_t *dst = c->msg.p + c->msg.len;
-            memcpy(dst, p, take);
+            if (dst != p) memcpy(dst, p, take);   /* echo mode may have received it in place */
             au_ws_mask(dst, take, c->mask, c->frame_off);
             c->msg.len += take;
-            if (c->msg_op == AU_OP_TEXT && au_utf8_feed(&c->utf8, dst, take) != take) {
+            if (c->msg_op == AU_OP_TEXT && c->mode != M_ECHO && au_utf8_feed(&c->utf8, dst, take) != take) {
                 ws_fail(c, AU_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
                 return;
             }
@@ -2243,6 +2317,7 @@ static void head_done(conn *c, size_t head_len) {
         send_101(c, acc, rq.proto_match);
         c->state = ST_OPEN;
         c->hdr_need = 2;
+        if (c->mode == M_ECHO) c->msg.keep = c->out.keep = 1;   /* reused message after message */
         log_line("conn %u open%s%s", c->id, rq.proto_match ? " subprotocol " : "",
                  rq.proto_match ? g.subprotocol : "");
         if (cf.on) {
@@ -2348,7 +2423,16 @@ static int accept_one(void) {
 static void conn_write(conn *c);
 static void conn_read(conn *c) {
     static uint8_t chunk[READ_CHUNK];
-    ssize_t r = recv(c->fd, chunk, sizeof chunk, 0);
+    uint8_t *into = chunk;
+    size_t want = sizeof chunk;
+    ssize_t r;
+    /* echo mode, inside a large data frame: straight into the message
+       buffer, whose room frame_begin reserved (ws_input then skips the copy) */
+    if (c->mode == M_ECHO && c->state == ST_OPEN && c->in_frame && c->op < 8 && c->remaining >= ECHO_DIRECT_MIN) {
+        into = c->msg.p + c->msg.len;
+        want = c->remaining < ((uint64_t)1 << 30) ? (size_t)c->remaining : (size_t)1 << 30;
+    }
+    r = recv(c->fd, into, want, 0);
     if (r < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
         if (c->cs) { cf_gone(c->cs); cf_end(c->cs, "client reset TCP"); }
@@ -2364,7 +2448,7 @@ static void conn_read(conn *c) {
     switch (c->state) {
     case ST_HEAD: head_input(c, chunk, (size_t)r); break;
     case ST_OPEN:
-    case ST_CLOSING: ws_input(c, chunk, (size_t)r); break;
+    case ST_CLOSING: ws_input(c, into, (size_t)r); break;
     default: break;   /* hang, endless, drain: discard */
     }
 }
