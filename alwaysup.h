@@ -469,7 +469,8 @@ typedef struct au_client_desc {
     double connect_timeout;            /* seconds per address, 0: 5 */
     double handshake_timeout;          /* seconds from TCP up to 101, 0: 10 */
     double close_timeout;              /* seconds to wait for TCP to end after a close, 0: 1 */
-    size_t read_size;                  /* socket read buffer, 0: 64 KiB */
+    size_t read_size;                  /* socket read buffer, 0: 32 KiB (big payloads are read
+                                          straight into the message, not through it) */
 } au_client_desc;
 
 enum { AU_WS_DISCONNECTED = 100 };       /* au_client_poll only: TCP is gone; code and reason say why */
@@ -579,6 +580,7 @@ typedef struct au_bridge {
     char safe_url[300];
     char id_prefix[24];
     uint8_t *ibuf;
+    size_t ibuf_cap;
     size_t ipos, ilen;
     au__buf out;                       /* stdout bytes not written yet */
     au__msg *q_head, *q_tail;          /* waiting for the daemon, in order */
@@ -1575,7 +1577,7 @@ static uint8_t *au__ws_direct(au_ws *ws, size_t *room) {
     const au_ws_decoder *d = &ws->dec;
     size_t want;
     if ((ws->state != AU_WS_OPEN && ws->state != AU_WS_CLOSING) || d->state != AU__DEC_PAYLOAD || d->opcode >= 8 ||
-        d->remaining < ((uint64_t)64 << 10))
+        d->remaining < ((uint64_t)32 << 10))
         return NULL;
     if (ws->msg_ready) { au__buf_clear(&ws->msg); ws->msg_ready = 0; }
     want = (size_t)AU__MIN(d->remaining, (uint64_t)((size_t)16 << 20));
@@ -2410,7 +2412,7 @@ ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
     if (!(c->desc.connect_timeout > 0)) c->desc.connect_timeout = 5;
     if (!(c->desc.handshake_timeout > 0)) c->desc.handshake_timeout = 10;
     if (!(c->desc.close_timeout > 0)) c->desc.close_timeout = 1;
-    if (!c->desc.read_size) c->desc.read_size = (size_t)64 << 10;
+    if (!c->desc.read_size) c->desc.read_size = (size_t)32 << 10;
     for (i = 0; i < desc->num_headers; i++)
         if (au_header_check(desc->headers[i].name, desc->headers[i].value)) return AU_EHEADER;
     for (i = 0; i < desc->num_subprotocols; i++)
@@ -2493,6 +2495,8 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
+    /* an address as written needs no name service (and none of its code in memory) */
+    if (c->url.ipv6 || au__ipv4_valid(c->url.host, strlen(c->url.host))) hints.ai_flags = AI_NUMERICHOST;
     snprintf(port, sizeof port, "%u", (unsigned)c->url.port);
     r = getaddrinfo(c->url.host, port, &hints, &res);
     c->state = AU_CLIENT_CONNECTING;
@@ -2760,7 +2764,10 @@ static long au__fd_write(au_socket_t fd, const void *buf, size_t n) { return (lo
 enum { AU__DOWN, AU__CONNECTING, AU__HELLO, AU__REPLAY, AU__UP };
 enum { AU__INIT_NONE, AU__INIT_PENDING, AU__INIT_ANSWERED, AU__INIT_LOCAL };   /* the client's initialize */
 enum { AU__RUN, AU__DRAIN, AU__CLOSING, AU__DONE };   /* the process */
-#define AU__STDIN_CHUNK ((size_t)64 << 10)     /* with 1 MiB pipes, big lines still move in few reads */
+/* stdin reads start small (memory at rest) and double, up to 1 MiB, while
+   reads come back full: big lines then move in few reads */
+#define AU__STDIN_MIN ((size_t)32 << 10)
+#define AU__STDIN_MAX ((size_t)1 << 20)
 #define AU__BACKLOG ((size_t)8 << 20)    /* unsent bytes that pause the reading side */
 #define AU__EARLY_GAP 250                /* ms between attempts a client message may trigger */
 
@@ -3630,7 +3637,11 @@ static void au__process_stdin(au_bridge *b) {
 static void au__read_stdin(au_bridge *b) {
     long n;
     if (b->ipos < b->ilen || b->stdin_eof) return;
-    n = au__fd_read(b->d.in_fd, b->ibuf, AU__STDIN_CHUNK);
+    if (b->ilen == b->ibuf_cap && b->ibuf_cap < AU__STDIN_MAX) {    /* the last read was full */
+        uint8_t *bigger = (uint8_t *)ALWAYSUP_REALLOC(b->ibuf, b->ibuf_cap * 2);
+        if (bigger) { b->ibuf = bigger; b->ibuf_cap *= 2; }
+    }
+    n = au__fd_read(b->d.in_fd, b->ibuf, b->ibuf_cap);
     if (n > 0) { b->ipos = 0; b->ilen = (size_t)n; return; }
     if (n < 0 && (AU__INTERRUPTED(AU__FD_ERRNO()) || AU__WOULD_BLOCK(AU__FD_ERRNO()))) return;
     {   /* EOF (or an error, which ends the input just the same) */
@@ -4033,7 +4044,8 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     }
     au_backoff_init(&b->backoff, &b->d.backoff);
     au_lines_init(&b->lines, (size_t)b->d.max_message);
-    b->ibuf = (uint8_t *)ALWAYSUP_REALLOC(NULL, AU__STDIN_CHUNK);
+    b->ibuf = (uint8_t *)ALWAYSUP_REALLOC(NULL, AU__STDIN_MIN);
+    b->ibuf_cap = AU__STDIN_MIN;
     if (!b->ibuf || au__req_grow(b) != AU_OK) { snprintf(b->error, sizeof b->error, "out of memory"); au_bridge_free(b); return AU_ENOMEM; }
     if (b->d.log_file && b->d.log_file[0]) {
         b->log_file = fopen(b->d.log_file, "a");
