@@ -35,6 +35,8 @@
           au_backoff_*                    retry schedule as data
      2. Operating system:
           au_random_bytes                 the OS CSPRNG
+          au_poll, au_now_ms              poll() over sockets (select() on
+                                          Windows) and a monotonic clock
           au_client_*                     one WebSocket connection over
                                           non-blocking TCP, for your poll loop
      3. The bridge (stdio <-> WebSocket, never gives up):
@@ -3813,10 +3815,13 @@ static void au__on_down(au_bridge *b, const char *why) {
 static void au__pump_client(au_bridge *b, int revents) {
     au_ws_msg m;
     int budget = 4096;                           /* keep stdin and timers fair under a flood */
-    while (budget-- > 0 && (!au__stdout_blocked(b) || b->client.state != AU_CLIENT_OPEN) &&
-           au_client_poll(&b->client, revents, b->now, &m)) {
+    while (budget-- > 0) {
+        if (au__stdout_blocked(b)) {
+            if (b->client.state == AU_CLIENT_OPEN) break;   /* the client reads slowly: so do we */
+            au__own_output(b);   /* connecting or closing is never held up, and may free what a big message lies in */
+        }
+        if (!au_client_poll(&b->client, revents, b->now, &m)) break;
         if (b->client.drained) revents &= ~(AU_POLLIN | AU_POLLERR);   /* empty until the next poll */
-        if (b->big && b->client.state != AU_CLIENT_OPEN) au__own_output(b);
         switch (m.type) {
         case AU_WS_OPENED:
             au__on_open(b);
@@ -4139,17 +4144,13 @@ ALWAYSUP_DEF int au_bridge_step(au_bridge *b, const au_pollfd *fds, int n) {
     if (in_ev) au__read_stdin(b);
     au_client_cork(&b->client, 1);
     au__process_stdin(b);
-    if (!au__stdout_blocked(b)) au__pump_client(b, sock_ev);
-    else if (b->client.state != AU_CLIENT_OPEN) {    /* connecting or closing: never held up by stdout */
-        au__own_output(b);                           /* the client may free what a big message lies in */
-        au__pump_client(b, sock_ev);
+    au__pump_client(b, sock_ev);
+    if (b->phase != AU__DONE) {
+        au__timers(b);
+        au__flush_queue(b);
     }
-    if (b->out.len > b->out.off) au__flush_stdout(b);      /* this step's small messages, in one write */
-    if (b->phase == AU__DONE) return 0;
-    au__timers(b);
-    au__flush_queue(b);
     au_client_cork(&b->client, 0);                /* every frame of this step, in as few sends as possible */
-    if (b->out.len > b->out.off) au__flush_stdout(b);
+    if (b->out.len > b->out.off) au__flush_stdout(b);      /* and every small message, in one write */
     au__check_exit(b);
     if (b->phase >= AU__CLOSING) au__timers(b);   /* may already be done */
     return b->phase != AU__DONE;
