@@ -1,5 +1,6 @@
 """Shared pieces of the integration tests: the test daemon, the shim under a
 scripted client, and a check counter. Standard library only."""
+import argparse
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -313,3 +315,92 @@ def scan_logs(t, logdir=None):
             text = f.read()
         bad = [l for l in text.splitlines() if _BAD.search(l)]
         t.check(not bad, "%s: no sanitizer or valgrind report (%s)" % (name, bad[:3]))
+
+
+class Skip(Exception):
+    """A scenario that cannot run here (a peer is missing): loud, and a
+    failure under CI=true."""
+
+
+def scenario_args(scenarios, default_jobs):
+    """The suites' common command line: -j N, -k REGEX, --list. Returns the
+    chosen scenarios, or None after printing the list."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-j", type=int, default=int(os.environ.get("ALWAYSUP_JOBS", str(default_jobs))))
+    ap.add_argument("-k", default="", help="regular expression on scenario names")
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args()
+    chosen = [f for f in scenarios if re.search(args.k, f.__name__)]
+    if args.list:
+        print("\n".join(f.__name__ for f in chosen))
+        return None, args.j
+    return chosen, args.j
+
+
+def run_scenarios(chosen, jobs, first=(), budget=None, on_budget=None):
+    """Runs each scenario (a function taking Checks) on `jobs` threads, the
+    names in `first` first, printing one line each; returns every Checks.
+    With a budget, the run is stopped (on_budget kills the children) and
+    failed when it takes longer."""
+    results = []
+    lock = threading.Lock()
+    pending = sorted(chosen, key=lambda f: 0 if f.__name__ in first else 1)
+    in_ci = os.environ.get("CI") == "true"
+
+    def watchdog():
+        with lock:
+            print("  FAIL the run exceeded %.0f s; stopping every child" % budget, flush=True)
+            if on_budget:
+                on_budget()
+            print("%d passed, %d failed" % (sum(r.passed for r in results), sum(r.failed for r in results) + 1), flush=True)
+            os._exit(1)
+    dog = threading.Timer(budget, watchdog) if budget else None
+    if dog:
+        dog.daemon = True
+        dog.start()
+
+    def worker():
+        while True:
+            with lock:
+                if not pending:
+                    return
+                fn = pending.pop(0)
+            t = Checks(fn.__name__)
+            t0 = time.monotonic()
+            skipped = None
+            try:
+                fn(t)
+            except Skip as e:
+                skipped = str(e)
+            except Exception:
+                t.failed += 1
+                t.notes.append("EXCEPTION: " + traceback.format_exc())
+            secs = time.monotonic() - t0
+            with lock:
+                if skipped is not None and in_ci:
+                    t.failed += 1
+                    print("  FAIL %-40s required in CI but cannot run: %s" % (t.name, skipped), flush=True)
+                elif skipped is not None:
+                    print("  SKIP %-40s %s (CI=true makes this a failure)" % (t.name, skipped), flush=True)
+                else:
+                    status = "ok  " if not t.failed else "FAIL"
+                    print("  %s %-40s %4d checks %6.1fs" % (status, t.name, t.passed + t.failed, secs), flush=True)
+                    for n in t.notes:
+                        print("       " + n.replace("\n", "\n       "), flush=True)
+                results.append(t)
+    threads = [threading.Thread(target=worker) for _ in range(max(1, jobs))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if dog:
+        dog.cancel()
+    return results
+
+
+def summary(results):
+    """The last line every suite prints; the exit status."""
+    p = sum(r.passed for r in results)
+    f = sum(r.failed for r in results)
+    print("%d passed, %d failed" % (p, f), flush=True)
+    return 1 if f else 0

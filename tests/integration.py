@@ -6,7 +6,6 @@ stdio and the fault-injecting test daemon (build/testd).
 
 Every scenario also checks that each stdout line was one JSON-RPC message and
 that each request got exactly one answer. Ends with "N passed, M failed"."""
-import argparse
 import json
 import os
 import re
@@ -15,11 +14,11 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import LOGDIR, SHIM, SLOW, WRAP, Checks, Daemon, Shim, free_port, scan_logs  # noqa: E402
+from harness import (LOGDIR, SHIM, SLOW, WRAP, Checks, Daemon, Shim, free_port, run_scenarios,  # noqa: E402
+                     scan_logs, scenario_args, summary)
 
 SCENARIOS = []
 MEASURED = {}   # figures for the closing note: name -> text
@@ -1218,49 +1217,14 @@ def hostile_handshakes(t):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-j", type=int, default=int(os.environ.get("ALWAYSUP_JOBS", "6")))
-    ap.add_argument("-k", default="", help="regular expression on scenario names")
-    ap.add_argument("--list", action="store_true")
-    args = ap.parse_args()
-    chosen = [f for f in SCENARIOS if re.search(args.k, f.__name__)]
-    if args.list:
-        print("\n".join(f.__name__ for f in chosen))
+    chosen, jobs = scenario_args(SCENARIOS, 6)
+    if chosen is None:
         return 0
     for name in os.listdir(LOGDIR):
         if name.endswith(".log"):
             os.unlink(os.path.join(LOGDIR, name))
-    results = []
-    lock = threading.Lock()
-    pending = list(chosen)
-
-    def worker():
-        while True:
-            with lock:
-                if not pending:
-                    return
-                fn = pending.pop(0)
-            t = Checks(fn.__name__)
-            t0 = time.monotonic()
-            try:
-                fn(t)
-            except Exception:
-                t.failed += 1
-                t.notes.append("EXCEPTION: " + traceback.format_exc())
-            t.seconds = time.monotonic() - t0
-            with lock:
-                results.append(t)
-                status = "ok  " if not t.failed else "FAIL"
-                print("  %s %-40s %4d checks %6.1fs" % (status, t.name, t.passed + t.failed, t.seconds), flush=True)
-                for n in t.notes:
-                    print("       " + n.replace("\n", "\n       "), flush=True)
     # the longest scenarios start first
-    pending.sort(key=lambda f: 0 if f.__name__ in ("outage_over_a_minute", "default_backoff_schedule") else 1)
-    threads = [threading.Thread(target=worker) for _ in range(max(1, args.j))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    results = run_scenarios(chosen, jobs, first=("outage_over_a_minute", "default_backoff_schedule"))
     scan = Checks("sanitizer-and-valgrind-reports")
     scan_logs(scan)
     results.append(scan)
@@ -1271,10 +1235,7 @@ def main():
         print("  measured:")
         for k, v in MEASURED.items():
             print("    %s: %s" % (k, v))
-    p = sum(r.passed for r in results)
-    f = sum(r.failed for r in results)
-    print("%d passed, %d failed" % (p, f))
-    return 1 if f else 0
+    return summary(results)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ times, and ends with "N passed, M failed" (checks). Exit status 1 on failure.
 Logs: build/test-logs/interop/ (nginx's files in build/test-logs/interop/nginx/).
 Environment: ALWAYSUP_BIN (the shim), ALWAYSUP_SLOW (stretch every deadline),
 CI=true (nginx being unusable is a failure instead of a skip)."""
-import argparse
 import json
 import os
 import re
@@ -23,13 +22,12 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import harness  # noqa: E402
-from harness import SLOW, Checks, Shim, free_port  # noqa: E402
+from harness import SLOW, Checks, Shim, Skip, free_port, run_scenarios, scenario_args, summary  # noqa: E402
 
 LOGDIR = os.path.join(ROOT, "build", "test-logs", "interop")
 os.makedirs(LOGDIR, exist_ok=True)
@@ -39,7 +37,6 @@ NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 DAEMON = os.path.join(HERE, "py_daemon.py")
 # the daemon needs the `websockets` package: Debian's python3-websockets
 DAEMON_PY = os.environ.get("PY_DAEMON_PYTHON") or ("/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable)
-IN_CI = os.environ.get("CI") == "true"
 TOTAL_BUDGET = 55.0 * SLOW         # the whole run, watchdog included
 
 INIT_PARAMS = {"protocolVersion": "2025-06-18", "capabilities": {"roots": {"listChanged": True}},
@@ -67,10 +64,6 @@ def track(proc):
     with PROCS_LOCK:
         PROCS.append(proc)
     return proc
-
-
-class Skip(Exception):
-    pass
 
 
 # ---------------------------------------------------------------- peers
@@ -701,84 +694,27 @@ def nginx_proxy_daemon_down_then_restart(t):
 
 # ---------------------------------------------------------------- runner
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-j", type=int, default=int(os.environ.get("ALWAYSUP_JOBS", "8")))
-    ap.add_argument("-k", default="", help="regular expression on scenario names")
-    ap.add_argument("--list", action="store_true")
-    args = ap.parse_args()
-    chosen = [f for f in SCENARIOS if re.search(args.k, f.__name__)]
-    if args.list:
-        print("\n".join(f.__name__ for f in chosen))
+    chosen, jobs = scenario_args(SCENARIOS, 8)
+    if chosen is None:
         return 0
     if not os.access(harness.SHIM, os.X_OK):
         print("  FAIL %s is not built (run make)" % harness.SHIM)
         print("0 passed, 1 failed")
         return 1
-    results = []
-    lock = threading.Lock()
-    pending = list(chosen)
     t_start = time.monotonic()
 
-    def watchdog():
-        with lock:
-            print("  FAIL the run exceeded %.0f s; stopping every child" % TOTAL_BUDGET, flush=True)
-            with PROCS_LOCK:
-                for p in PROCS:
-                    if p.poll() is None:
-                        p.kill()
-            p_ = sum(r.passed for r in results)
-            f_ = sum(r.failed for r in results) + 1
-            print("%d passed, %d failed" % (p_, f_), flush=True)
-            os._exit(1)
-    dog = threading.Timer(TOTAL_BUDGET, watchdog)
-    dog.daemon = True
-    dog.start()
-
-    def worker():
-        while True:
-            with lock:
-                if not pending:
-                    return
-                fn = pending.pop(0)
-            t = Checks(fn.__name__)
-            t0 = time.monotonic()
-            skipped = None
-            try:
-                fn(t)
-            except Skip as e:
-                skipped = str(e)
-            except Exception:
-                t.failed += 1
-                t.notes.append("EXCEPTION: " + traceback.format_exc())
-            secs = time.monotonic() - t0
-            with lock:
-                if skipped is not None and IN_CI:
-                    t.failed += 1
-                    print("  FAIL %-40s required in CI but cannot run: %s" % (t.name, skipped), flush=True)
-                elif skipped is not None:
-                    print("  SKIP %-40s %s (CI=true makes this a failure)" % (t.name, skipped), flush=True)
-                else:
-                    status = "ok  " if not t.failed else "FAIL"
-                    print("  %s %-40s %4d checks %6.1fs" % (status, t.name, t.passed + t.failed, secs), flush=True)
-                    for n in t.notes:
-                        print("       " + n.replace("\n", "\n       "), flush=True)
-                results.append(t)
-    threads = [threading.Thread(target=worker) for _ in range(max(1, args.j))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    dog.cancel()
-    with lock:
-        if MEASURED:
-            print("  measured recovery (daemon listening -> first successful call):")
-            for label, text in MEASURED:
-                print("    %s: %s" % (label, text))
-        p = sum(r.passed for r in results)
-        f = sum(r.failed for r in results)
-        print("  (%.1f s in all; logs in %s)" % (time.monotonic() - t_start, os.path.relpath(LOGDIR, ROOT)))
-        print("%d passed, %d failed" % (p, f), flush=True)
-    return 1 if f else 0
+    def kill_children():
+        with PROCS_LOCK:
+            for p in PROCS:
+                if p.poll() is None:
+                    p.kill()
+    results = run_scenarios(chosen, jobs, budget=TOTAL_BUDGET, on_budget=kill_children)
+    if MEASURED:
+        print("  measured recovery (daemon listening -> first successful call):")
+        for label, text in MEASURED:
+            print("    %s: %s" % (label, text))
+    print("  (%.1f s in all; logs in %s)" % (time.monotonic() - t_start, os.path.relpath(LOGDIR, ROOT)))
+    return summary(results)
 
 
 if __name__ == "__main__":
