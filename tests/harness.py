@@ -27,6 +27,15 @@ LOGDIR = os.path.abspath(os.environ.get("ALWAYSUP_LOGDIR", os.path.join(BUILD, "
 os.makedirs(LOGDIR, exist_ok=True)
 
 
+def read_text(path):
+    """A log file's text so far; empty if it does not exist yet."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -118,11 +127,7 @@ class Daemon:
         return self.start(instance)
 
     def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log_path)
 
     def received(self):
         """JSON messages this daemon received, in order, over all its lives."""

@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import harness  # noqa: E402
-from harness import SLOW, Checks, Shim, Skip, free_port, run_scenarios, scenario_args, summary  # noqa: E402
+from harness import SLOW, Checks, Shim, Skip, free_port, read_text, run_scenarios, scenario_args, summary  # noqa: E402
 
 LOGDIR = os.path.join(ROOT, "build", "test-logs", "interop")
 os.makedirs(LOGDIR, exist_ok=True)
@@ -140,11 +140,7 @@ class PyDaemon:
             self.kill()
 
     def log(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log_path)
 
     def lives(self):
         """[(instance, [("recv", msg) | ("event", text)])] in order, one per start."""
@@ -264,13 +260,7 @@ http {{
         raise RuntimeError("nginx did not listen within %.0f s: %s" % (timeout, self.why()))
 
     def why(self):
-        text = ""
-        for name in ("nginx.stderr", "error.log"):
-            try:
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    text += f.read()
-            except FileNotFoundError:
-                pass
+        text = "".join(read_text(os.path.join(self.dir, name)) for name in ("nginx.stderr", "error.log"))
         lines = [ln for ln in text.splitlines() if "[emerg]" in ln or "[alert]" in ln or "[crit]" in ln]
         return " | ".join((lines or text.splitlines() or ["(no output)"])[-3:])
 
@@ -278,11 +268,7 @@ http {{
         return "ws://127.0.0.1:%d%s" % (self.port, path)
 
     def access(self):
-        try:
-            with open(self.access_log, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_text(self.access_log)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
