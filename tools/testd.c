@@ -42,7 +42,13 @@
                      open connection; sendbin TEXT: the same as binary
      sendraw HEX     raw bytes written verbatim to every open, closing or
                      hanging (hang-handshake, bad-accept) connection
-     initerror on|off  refuse initialize with error -32603 (or stop refusing)
+     initerror on|off|already  refuse initialize with error -32603 (or stop
+                     refusing); already: -32600 "Server already initialized",
+                     as a single-session server that still holds one says
+     initdelay MS    answer initialize MS ms late (0: at once); pings and
+                     other requests are answered meanwhile
+     initdrop N      the next N initialize requests close their TCP
+                     connection unanswered, as a daemon that crashes on boot
      conns           "ok N": open WebSocket connections (handshake done, no
                      close frame sent or received yet)
      quit            exit 0
@@ -278,8 +284,9 @@ typedef struct conn {
     struct ccase *cs;        /* conformance case played on this connection */
 } conn;
 
-typedef struct sleeper {     /* a pending "sleep" answer */
+typedef struct sleeper {     /* a pending "sleep" answer, or a late initialize */
     unsigned conn_id;
+    int init;
     int64_t due;
     uint64_t ms;
     char *id;
@@ -292,7 +299,9 @@ static struct {
     unsigned port;           /* actual port once bound */
     int mode;
     int strict;
-    int init_error;      /* "initerror on": initialize is refused */
+    int init_error;      /* "initerror on": initialize is refused; 2: "already initialized" */
+    uint64_t init_delay; /* "initdelay MS" */
+    unsigned init_drop;  /* "initdrop N": initialize requests still to drop */
     FILE *log;
     char instance[128];
     const char *subprotocol;
@@ -528,7 +537,7 @@ static void echo_direct(conn *c, au_tok id, au_tok params) {
     buf_free(&post);
 }
 
-static void add_sleeper(conn *c, au_tok id, uint64_t ms) {
+static void add_sleeper(conn *c, au_tok id, uint64_t ms, int init) {
     sleeper *s;
     if (g.nsleepers == g.capsleepers) {
         size_t cap = g.capsleepers ? g.capsleepers * 2 : 16;
@@ -543,6 +552,7 @@ static void add_sleeper(conn *c, au_tok id, uint64_t ms) {
     memcpy(s->id, id.p, id.len);
     s->id_len = id.len;
     s->conn_id = c->id;
+    s->init = init;
     s->ms = ms;
     s->due = now_ms() + (int64_t)ms;
     g.nsleepers++;
@@ -571,6 +581,17 @@ static void rpc_big(conn *c, au_tok id, uint64_t n) {
     buf_free(&pre);
 }
 
+static void init_result(conn *c, au_tok id) {
+    buf b = { 0 };
+    buf_puts(&b, "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{\"tools\":{\"listChanged\":true},"
+                 "\"resources\":{\"subscribe\":true,\"listChanged\":true},\"prompts\":{\"listChanged\":true},"
+                 "\"logging\":{}},\"serverInfo\":{\"name\":\"testd\",\"version\":\"");
+    buf_json_escape(&b, g.instance);
+    buf_puts(&b, "\"}}");
+    buf_put(&b, "", 1);
+    rpc_result(c, id, (const char *)b.p);
+    buf_free(&b);
+}
 static void rpc_request(conn *c, const au_jsonrpc *r) {
     au_tok id = r->id, m = r->method, params = r->params;
     uint64_t v = 0;
@@ -580,17 +601,20 @@ static void rpc_request(conn *c, const au_jsonrpc *r) {
         rpc_error(c, id, -32002, "Server not initialized");
         return;
     }
-    if (au_json_string_eq(m, "initialize") && g.init_error) {
+    if (au_json_string_eq(m, "initialize") && g.init_drop) {
+        g.init_drop--;
+        conn_kill(c, "initdrop");
+    } else if (au_json_string_eq(m, "initialize") && g.init_error == 2) {
+        c->init_received = c->initialized = 1;     /* it claims to hold the session: act like it */
+        rpc_error(c, id, -32600, "Invalid Request: Server already initialized");
+    } else if (au_json_string_eq(m, "initialize") && g.init_error) {
         rpc_error(c, id, -32603, "initialize refused by the test daemon");
+    } else if (au_json_string_eq(m, "initialize") && g.init_delay) {
+        c->init_received = 1;
+        add_sleeper(c, id, g.init_delay, 1);
     } else if (au_json_string_eq(m, "initialize")) {
         c->init_received = 1;
-        buf_puts(&b, "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{\"tools\":{\"listChanged\":true},"
-                     "\"resources\":{\"subscribe\":true,\"listChanged\":true},\"prompts\":{\"listChanged\":true},"
-                     "\"logging\":{}},\"serverInfo\":{\"name\":\"testd\",\"version\":\"");
-        buf_json_escape(&b, g.instance);
-        buf_puts(&b, "\"}}");
-        buf_put(&b, "", 1);
-        rpc_result(c, id, (const char *)b.p);
+        init_result(c, id);
     } else if (au_json_string_eq(m, "ping") || au_json_string_eq(m, "logging/setLevel") ||
                au_json_string_eq(m, "resources/subscribe") || au_json_string_eq(m, "resources/unsubscribe")) {
         rpc_result(c, id, "{}");
@@ -624,7 +648,7 @@ static void rpc_request(conn *c, const au_jsonrpc *r) {
     } else if (au_json_string_eq(m, "sleep")) {
         if (!param_u64(params, "ms", &v)) v = 0;
         if (v > 86400000u) rpc_error(c, id, -32602, "Invalid params: ms over one day");
-        else add_sleeper(c, id, v);
+        else add_sleeper(c, id, v, 0);
     } else if (au_json_string_eq(m, "notify")) {
         uint64_t i;
         if (!param_u64(params, "count", &v)) v = 0;
@@ -2587,8 +2611,15 @@ static void command(char *line) {
         for (i = 0; i < g.nconns; i++)
             if (g.conns[i]->state == ST_OPEN) n++;
         reply("ok %lu", (unsigned long)n);
-    } else if (strcmp(line, "initerror") == 0 && (strcmp(arg, "on") == 0 || strcmp(arg, "off") == 0)) {
-        g.init_error = strcmp(arg, "on") == 0;
+    } else if (strcmp(line, "initerror") == 0 && (strcmp(arg, "on") == 0 || strcmp(arg, "off") == 0 ||
+                                                  strcmp(arg, "already") == 0)) {
+        g.init_error = strcmp(arg, "on") == 0 ? 1 : strcmp(arg, "already") == 0 ? 2 : 0;
+        reply("ok");
+    } else if (strcmp(line, "initdelay") == 0 && arg[0]) {
+        g.init_delay = strtoull(arg, NULL, 10);
+        reply("ok");
+    } else if (strcmp(line, "initdrop") == 0 && arg[0]) {
+        g.init_drop = (unsigned)strtoul(arg, NULL, 10);
         reply("ok");
     } else if (strcmp(line, "quit") == 0) {
         reply("ok");
@@ -2629,7 +2660,8 @@ static void run_timers(int64_t now) {
             id.p = s->id;
             id.len = s->id_len;
             snprintf(res, sizeof res, "{\"slept\":%llu}", (unsigned long long)s->ms);
-            rpc_result(c, id, res);
+            if (s->init) init_result(c, id);
+            else rpc_result(c, id, res);
         }
         free(s->id);
         g.sleepers[i] = g.sleepers[--g.nsleepers];
