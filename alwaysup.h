@@ -434,6 +434,189 @@ ALWAYSUP_DEF void au_backoff_init(au_backoff *b, const au_backoff_desc *desc);
 ALWAYSUP_DEF double au_backoff_next(au_backoff *b, double random01);
 ALWAYSUP_DEF void au_backoff_reset(au_backoff *b);
 
+/* ---- the session core: MCP session continuity, sans I/O --------------------------- */
+/* Everything the shim decides, as a value you own: it takes events (a client
+   line, a daemon message, the connection up or down, stdin EOF, the time now)
+   and produces actions (bytes for stdout, messages for the daemon, connect,
+   close, wake me at T). It owns no socket, reads no clock and writes no file;
+   au_bridge_* below is one driver for it, a simulator or an editor plugin with
+   its own event loop can be another. */
+
+/* Defaults, in one place: the core, the bridge and the shim's --help use them. */
+#define AU_DEFAULT_CONNECT_TIMEOUT 5.0     /* s per address */
+#define AU_DEFAULT_HANDSHAKE_TIMEOUT 10.0  /* s from TCP up to the 101 */
+#define AU_DEFAULT_SETUP_TIMEOUT 60.0      /* s for the hello answer and the replayed session */
+#define AU_DEFAULT_HEALTHY_AFTER 10.0      /* s up before the backoff starts over */
+#define AU_DEFAULT_PING_INTERVAL 20.0      /* s of silence before a ping */
+#define AU_DEFAULT_PING_TIMEOUT 20.0       /* s for anything to arrive after it */
+#define AU_DEFAULT_QUEUE_TIMEOUT 30.0      /* s a queued request waits for a daemon */
+#define AU_DEFAULT_QUEUE_MAX_BYTES ((size_t)64 << 20)
+#define AU_DEFAULT_QUEUE_MAX_COUNT 4096
+#define AU_DEFAULT_MAX_PENDING 16384       /* requests waiting for an answer before stdin waits */
+#define AU_DEFAULT_MAX_MESSAGE ((uint64_t)256 << 20)
+#define AU_DEFAULT_DRAIN_TIMEOUT 2.0       /* s for in-flight answers after stdin EOF */
+#define AU_DEFAULT_CLOSE_TIMEOUT 1.0       /* s for the close reply when stopping */
+#define AU_DEFAULT_INIT_GRACE 10.0         /* s before a waiting initialize is answered here */
+#define AU_DEFAULT_RESEND_MAX 2            /* re-sends of a safe request after lost connections */
+
+enum { AU_LOG_ERROR = 1, AU_LOG_WARN, AU_LOG_INFO, AU_LOG_DEBUG };
+enum { AU_LIST_CHANGED_ADVERTISED = 0, AU_LIST_CHANGED_ALWAYS, AU_LIST_CHANGED_NEVER };
+
+/* MCP policy as data: what each method means to the session. A name that
+   starts with '*' matches by suffix ("*\/list": every list method). */
+enum {
+    AU_ROLE_NONE = 0,
+    AU_ROLE_INITIALIZE,      /* kept verbatim; replayed first on every new daemon */
+    AU_ROLE_INITIALIZED,     /* notifications/initialized: remembered, replayed after initialize */
+    AU_ROLE_SET_LEVEL,       /* logging/setLevel: the last params replayed */
+    AU_ROLE_SUBSCRIBE,       /* resources/subscribe: the set of URIs replayed */
+    AU_ROLE_UNSUBSCRIBE,     /* resources/unsubscribe: leaves that set */
+    AU_ROLE_CANCELLED,       /* notifications/cancelled: forgets the request it names */
+    AU_ROLE_PING             /* answered here while no daemon holds the session */
+};
+enum {
+    AU_METHOD_RESEND = 1,    /* a new daemon may run it again: re-sent after a lost connection */
+    AU_METHOD_RESEND_ALWAYS = 2,  /* re-sent without the cap, never failed for a lost connection */
+    AU_METHOD_WAITS = 4      /* no queue timeout (initialize waits, init_grace answers it) */
+};
+typedef struct au_method_policy {
+    const char *name;
+    int role;                /* AU_ROLE_* */
+    unsigned flags;          /* AU_METHOD_* */
+} au_method_policy;
+/* The MCP table the core uses unless au_core_desc.methods says otherwise. */
+ALWAYSUP_DEF const au_method_policy *au_mcp_methods(int *count);
+
+typedef struct au_core_desc {
+    const char *daemon_name;           /* for logs (a URL without its query); NULL: "the daemon" */
+    double setup_timeout;              /* 0: 60 s for the hello answer and the replayed session,
+                                          on top of the keepalive rule */
+    au_backoff_desc backoff;           /* zeros: 0.25 s, x1.5, capped at 5 s */
+    double healthy_after;              /* 0: 10 s up before the attempt count resets */
+    double ping_interval;              /* 0: 20 s of silence before a ping; < 0: never */
+    double ping_timeout;               /* 0: 20 s for anything to arrive after it; < 0: off */
+    double queue_timeout;              /* 0: 30 s before a queued request gets an error */
+    size_t queue_max_bytes;            /* 0: 64 MiB queued while down (then the client waits) */
+    size_t queue_max_count;            /* 0: 4096 messages */
+    size_t max_pending;                /* 0: 16384 requests unanswered (then the client waits) */
+    double drain_timeout;              /* 0: 2 s for in-flight answers after stdin EOF */
+    double close_timeout;              /* 0: 1 s for the close reply when stopping */
+    int resend_max;                    /* 0: 2 re-sends of a safe request; < 0: none */
+    int no_mcp;                        /* 1: plain JSON-RPC, no MCP session handling */
+    double init_grace;                 /* 0: 10 s before a waiting initialize is answered here; < 0: never */
+    int list_changed;                  /* AU_LIST_CHANGED_* */
+    const char *hello;                 /* JSON sent first on every connection; NULL: none */
+    double hello_ack_timeout;          /* 0: the setup timeout; < 0: send without waiting */
+    const au_method_policy *methods;   /* NULL: au_mcp_methods() */
+    int num_methods;
+    const char *remembered;            /* the last InitializeResult from this daemon (copied) */
+    size_t remembered_len;
+    int log_level;                     /* 0: AU_LOG_INFO; LOG actions above it are not made */
+    au_random_fn random;               /* backoff jitter; NULL: au_random_bytes */
+    void *random_user;
+} au_core_desc;
+
+enum {
+    AU_ACT_STDOUT = 1,       /* one JSON-RPC message for the client (add the newline) */
+    AU_ACT_SEND,             /* one text message for the daemon */
+    AU_ACT_PING,             /* send a ping */
+    AU_ACT_CONNECT,          /* start a connection attempt; report up or down */
+    AU_ACT_CLOSE,            /* close politely with code; report down when it is over */
+    AU_ACT_DROP,             /* end the connection now; the core has already counted it down */
+    AU_ACT_SAVE,             /* remember this InitializeResult for a later cold start */
+    AU_ACT_LOG               /* level, event and text */
+};
+typedef struct au_action {
+    int type;
+    const char *data;        /* valid until the next event is given to the core; it may point
+                                into the input of that event (a forwarded line or message) */
+    size_t len;
+    int level;               /* LOG: AU_LOG_* */
+    const char *event;       /* LOG: a stable name ("connected", "lost", "refused", ...) */
+    unsigned code;           /* CLOSE: the close code */
+} au_action;
+
+typedef struct au__req au__req;
+typedef struct au__msg au__msg;
+typedef struct au__dreq au__dreq;
+typedef struct au__act au__act;
+
+typedef struct au_core {
+    au_core_desc d;                    /* with the defaults filled in */
+    /* private */
+    struct {                           /* actions not taken yet, and the bytes they own */
+        au__act *list;
+        size_t count, cap, next;
+        au__buf arena;
+        au__msg *retired;              /* freed once the actions that point into them are taken */
+    } act;
+    struct {                           /* client requests by id, queued or in flight */
+        au__req **tab;
+        size_t cap, count, inflight;
+        uint64_t seq;
+    } reqs;
+    struct {                           /* client messages waiting for the daemon, in order */
+        au__msg *head, *tail;
+        size_t bytes, count;
+    } q;
+    struct {                           /* the daemon connection */
+        int state;                     /* AU__DOWN ... AU__UP */
+        unsigned gen;                  /* connections opened so far */
+        unsigned attempts, reconnects;
+        int healthy, paused, logged_failure, refused;
+        int64_t retry_at, last_early, up_since, down_since, setup_since, last_rx, ping_sent_at;
+        char last_error[256];          /* why the last attempt failed */
+        char peer[96];                 /* what the driver said it connected to */
+    } conn;
+    struct {                           /* MCP session memory, replayed on every new daemon */
+        au__buf init_req;              /* the client's initialize, verbatim */
+        size_t init_id_at, init_id_len;
+        au__buf init_result;           /* the InitializeResult the client saw */
+        au__buf daemon_result;         /* the InitializeResult of the current daemon */
+        au__buf remembered;            /* the last one saved, for a cold start */
+        au__buf set_level;             /* params of the last logging/setLevel */
+        au__buf subs;                  /* subscribed resource URIs, one JSON string per line */
+        au__req *init_pending;         /* the client's initialize while unanswered */
+        int init_state, client_initialized, session_up, init_minimal;
+        au__buf shim_ids;              /* int64 ids of our own requests in flight (REPLAY only) */
+        int64_t shim_next;
+        int shim_init_pending;
+        int64_t shim_init_id;
+    } mcp;
+    au__dreq *dreqs;                   /* daemon requests the client has not answered */
+    size_t dreq_count;
+    au_backoff backoff;
+    int64_t timers[8];                 /* one deadline per AU__T_*, -1: not armed */
+    int64_t now, phase_deadline;
+    int phase, stdin_eof, stdout_dead;
+    au__buf scratch;
+} au_core;
+
+/* Checks and copies the descriptor (defaults filled in). No action yet. */
+ALWAYSUP_DEF int au_core_init(au_core *c, const au_core_desc *desc, int64_t now);
+ALWAYSUP_DEF void au_core_free(au_core *c);
+/* Events. Take every action (au_core_next_action) before the next event. */
+ALWAYSUP_DEF void au_core_client_line(au_core *c, const char *line, size_t len, int64_t now);
+/* A line over the limit: its first bytes (for the id) and the limit. */
+ALWAYSUP_DEF void au_core_client_too_long(au_core *c, const char *head, size_t head_len, uint64_t limit, int64_t now);
+ALWAYSUP_DEF void au_core_client_eof(au_core *c, int64_t now);
+ALWAYSUP_DEF void au_core_client_gone(au_core *c, int64_t now);     /* stdout is closed */
+ALWAYSUP_DEF void au_core_daemon_up(au_core *c, const char *peer, int64_t now);
+ALWAYSUP_DEF void au_core_daemon_message(au_core *c, const char *data, size_t len, int binary, int64_t now);
+ALWAYSUP_DEF void au_core_daemon_alive(au_core *c, int64_t now);    /* bytes or a pong arrived */
+ALWAYSUP_DEF void au_core_daemon_down(au_core *c, const char *why, int64_t now);
+/* The driver holds daemon input back (the client reads slowly): keepalive waits. */
+ALWAYSUP_DEF void au_core_pause(au_core *c, int paused, int64_t now);
+ALWAYSUP_DEF void au_core_stop(au_core *c, int64_t now);            /* SIGTERM: answer, close, end */
+ALWAYSUP_DEF void au_core_timeout(au_core *c, int64_t now);         /* call at au_core_deadline */
+/* Queries. */
+ALWAYSUP_DEF int64_t au_core_deadline(const au_core *c);            /* ms, -1: none */
+ALWAYSUP_DEF int au_core_wants_client(const au_core *c);            /* 0: do not read stdin now */
+ALWAYSUP_DEF int au_core_finished(const au_core *c);
+ALWAYSUP_DEF int au_core_connected(const au_core *c);               /* the session is up */
+/* The next action, in order: 1 while there is one. */
+ALWAYSUP_DEF int au_core_next_action(au_core *c, au_action *a);
+
 /* ---- operating system -------------------------------------------------------------- */
 /* Fills buf from the OS CSPRNG (getrandom, arc4random_buf, /dev/urandom,
    BCryptGenRandom). Never rand(). 0 on success, AU_ERANDOM on failure. */
@@ -523,9 +706,7 @@ ALWAYSUP_DEF void au_client_drop(au_client *c);
 ALWAYSUP_DEF size_t au_client_unsent(const au_client *c);    /* bytes not yet on the socket */
 ALWAYSUP_DEF void au_client_free(au_client *c);
 
-/* ---- the bridge ------------------------------------------------------------------------- */
-enum { AU_LOG_ERROR = 1, AU_LOG_WARN, AU_LOG_INFO, AU_LOG_DEBUG };
-enum { AU_LIST_CHANGED_ADVERTISED = 0, AU_LIST_CHANGED_ALWAYS, AU_LIST_CHANGED_NEVER };
+/* ---- the bridge: the core driven over stdio and one au_client ------------------------- */
 typedef void (*au_log_fn)(void *user, int level, const char *message);
 
 typedef struct au_bridge_desc {
@@ -535,6 +716,7 @@ typedef struct au_bridge_desc {
     const char *subprotocol;           /* offered; NULL: "mcp", "": none, "a,b": both */
     double connect_timeout;            /* 0: 5 s */
     double handshake_timeout;          /* 0: 10 s */
+    double setup_timeout;              /* 0: 60 s for the hello answer and the replayed session */
     au_backoff_desc backoff;           /* zeros: 0.25 s, x1.5, capped at 5 s */
     double healthy_after;              /* 0: 10 s up before the attempt count resets */
     double ping_interval;              /* 0: 20 s of silence before a ping; < 0: never */
@@ -542,6 +724,7 @@ typedef struct au_bridge_desc {
     double queue_timeout;              /* 0: 30 s before a queued request gets an error */
     size_t queue_max_bytes;            /* 0: 64 MiB queued while down (then stdin waits) */
     size_t queue_max_count;            /* 0: 4096 messages */
+    size_t max_pending;                /* 0: 16384 unanswered requests (then stdin waits) */
     uint64_t max_message;              /* 0: 256 MiB, either direction */
     double drain_timeout;              /* 0: 2 s for in-flight answers after stdin EOF */
     double close_timeout;              /* 0: 1 s for the close reply when stopping */
@@ -553,66 +736,37 @@ typedef struct au_bridge_desc {
     au_socket_t out_fd;                /* 0: standard output (fd 1) */
     /* MCP session continuity (see the README) */
     int no_mcp;                        /* 1: a plain JSON-RPC daemon, no MCP handling at all */
-    double init_grace;                 /* 0: 10 s before a cold-start initialize is answered
+    double init_grace;                 /* 0: 10 s before a waiting initialize is answered
                                           here; < 0: never */
     int list_changed;                  /* AU_LIST_CHANGED_*: tell the client after a reconnect */
     const char *state_dir;             /* keeps the last InitializeResult per URL; NULL:
                                           $XDG_STATE_HOME/alwaysup (%LOCALAPPDATA%), "": none */
     const char *hello;                 /* JSON sent first on every connection; NULL: none */
-    double hello_ack_timeout;          /* 0: 10 s for an answer with "ok":true; < 0: no wait */
+    double hello_ack_timeout;          /* 0: the setup timeout, for an answer with "ok":true;
+                                          < 0: no wait */
 } au_bridge_desc;
-
-typedef struct au__req au__req;
-typedef struct au__msg au__msg;
-typedef struct au__dreq au__dreq;
 
 typedef struct au_bridge {
     char error[256];                   /* why au_bridge_init refused the descriptor */
     int exit_code;                     /* once au_bridge_step returned 0 */
     /* private */
     au_bridge_desc d;
-    au_client client;
-    au_backoff backoff;
-    au_lines lines;
+    au_core core;                      /* every decision */
+    au_client client;                  /* the daemon connection */
+    au_lines lines;                    /* stdin framing */
     const char *protos[8];
     char proto_buf[256];
     int num_protos;
-    int conn, phase, stdin_eof, stdout_dead, in_flags, out_flags;
+    int stdin_eof, told_eof, stdout_dead, told_gone, paused, finished, in_flags, out_flags;
     void *log_file;
     char safe_url[300];
-    char id_prefix[24];
-    uint8_t *ibuf;
-    size_t ibuf_cap;
-    size_t ipos, ilen;
+    uint8_t *ibuf;                     /* what stdin gave, not yet framed */
+    size_t ibuf_cap, ipos, ilen;
     au__buf out;                       /* stdout bytes not written yet */
-    au__msg *q_head, *q_tail;          /* waiting for the daemon, in order */
-    size_t q_bytes, q_count;
-    au__req **reqs;                    /* client requests by id */
-    size_t reqs_cap, reqs_count, inflight;
-    uint64_t seq;
-    int64_t now, retry_at, up_since, down_since, last_rx, ping_sent_at, last_early, phase_deadline;
-    unsigned attempts, reconnects;
-    int first_failure_logged, healthy;
-    char last_error[256];
-    au__buf scratch;
-    /* MCP session memory, replayed on every new connection */
-    au__buf init_req;                  /* the client's initialize, verbatim */
-    size_t init_id_at, init_id_len;    /* where its id token sits */
-    au__buf init_result;               /* the InitializeResult the client saw */
-    au__buf set_level;                 /* params of the last logging/setLevel */
-    au__buf subs;                      /* subscribed resource URIs, one JSON string per line */
-    au__req *init_pending;             /* the client's initialize while unanswered */
-    int init_state, client_initialized, session_up, replay_waiting_init;
-    int init_minimal;                  /* the client saw our placeholder result */
     const uint8_t *big;                /* a big message stdout has not taken yet, written from */
     size_t big_len, big_off;           /* where it lies (the socket is not read meanwhile) */
-    au__buf daemon_result;             /* the InitializeResult of the current daemon */
-    unsigned conn_gen, replay_pending;
-    uint64_t shim_seq;
-    char replay_init_id[48];
-    int64_t setup_deadline;
-    au__dreq *dreqs;                   /* daemon requests to the client, by connection */
-    size_t dreq_count;
+    const char *msg_p, *msg_end;       /* the daemon message the core is looking at */
+    int64_t now, done_by;
 } au_bridge;
 
 /* Checks the descriptor and prepares the bridge; no I/O yet. On an error
@@ -2223,7 +2377,1366 @@ ALWAYSUP_DEF void au_backoff_reset(au_backoff *b) {
 }
 
 /* ========================================================================
-   Layer 2: operating system
+   Layer 2: the session core (sans I/O)
+   Events in, actions out; time comes in as an argument. Every state change
+   ends in au__after, which settles the exit rule and re-arms the timers, so
+   the deadlines the driver sleeps on and the ones acted on are one table.
+   ======================================================================== */
+#if defined(__GNUC__) || defined(__clang__)
+#  define AU__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#  define AU__PRINTF(a, b)
+#endif
+static int64_t au__ms(double seconds) { return (int64_t)(seconds * 1000.0 + 0.5); }
+static double au__secs(int64_t ms) { return (double)ms / 1000.0; }
+
+/* the daemon connection: HELLO waits for the --hello answer, REPLAY for the
+   answers to the replayed session; only UP carries the client's traffic */
+enum { AU__DOWN, AU__CONNECTING, AU__HELLO, AU__REPLAY, AU__UP };
+enum { AU__INIT_NONE, AU__INIT_PENDING, AU__INIT_ANSWERED, AU__INIT_LOCAL };   /* the client's initialize */
+enum { AU__RUN, AU__DRAIN, AU__CLOSING, AU__DONE };   /* the process */
+enum { AU__T_RETRY, AU__T_SETUP, AU__T_KEEPALIVE, AU__T_HEALTHY, AU__T_QUEUE, AU__T_INIT_GRACE, AU__T_PHASE, AU__T_COUNT };
+#define AU__EARLY_GAP 250                /* ms between attempts a client message may trigger */
+#define AU__MAX_DREQS 4096               /* daemon requests remembered at once */
+#define AU__JS_MAX_SAFE 9007199254740991LL   /* 2^53 - 1: every JSON reader keeps these exact */
+
+struct au__act {                          /* an action not taken yet */
+    int type, level;
+    const char *ext;                      /* data outside the arena (the event's input, a queued message) */
+    size_t off, len;                      /* else: where it lies in the arena */
+    const char *event;
+    unsigned code;
+};
+struct au__msg {                          /* a client message waiting for the daemon */
+    au__msg *prev, *next;
+    au__req *req;                         /* set when the message is a request */
+    int64_t t;                            /* when the client sent it */
+    size_t len;
+    char *data;                           /* stored right after this struct */
+};
+struct au__req {                          /* a client request not answered yet */
+    au__req *next;                        /* hash chain */
+    au__msg *msg;                         /* queued, or kept to re-send if safe */
+    uint64_t seq;
+    int64_t t;
+    int sent, role, resends;
+    unsigned flags;                       /* AU_METHOD_* */
+    size_t method_len;
+    uint32_t hash;
+    size_t key_len, id_len;
+    char *key, *id;                       /* canonical key and the raw token */
+    char method[64];
+};
+struct au__dreq {                         /* a daemon request the client has not answered */
+    au__dreq *next;
+    unsigned gen;                         /* the connection it came on */
+    int cancelled;                        /* that connection died; the client was told */
+    int64_t t;
+    size_t key_len, id_len;
+    char *key, *id;
+};
+
+/* ---- actions ---- */
+static void au__act_reset(au_core *c) {
+    while (c->act.retired) {
+        au__msg *m = c->act.retired;
+        c->act.retired = m->next;
+        ALWAYSUP_FREE(m);
+    }
+    c->act.count = c->act.next = 0;
+    c->act.arena.off = c->act.arena.len = 0;
+    if (c->act.arena.cap > ((size_t)1 << 20)) au__buf_free(&c->act.arena);   /* a big one-off: memory back */
+}
+static au__act *au__act_new(au_core *c, int type) {
+    au__act *a;
+    if (c->act.count == c->act.cap) {
+        size_t cap = c->act.cap ? c->act.cap * 2 : 16;
+        au__act *l = (au__act *)ALWAYSUP_REALLOC(c->act.list, cap * sizeof *l);
+        if (!l) return NULL;
+        c->act.list = l;
+        c->act.cap = cap;
+    }
+    a = &c->act.list[c->act.count++];
+    memset(a, 0, sizeof *a);
+    a->type = type;
+    return a;
+}
+/* data that stays where it is until the next event */
+static void au__act_ref(au_core *c, int type, const char *p, size_t n) {
+    au__act *a = au__act_new(c, type);
+    if (a) { a->ext = p; a->len = n; }
+}
+/* data built in the arena from offset at */
+static au__act *au__act_arena(au_core *c, int type, size_t at) {
+    au__act *a;
+    if (c->act.arena.len < at) return NULL;            /* out of memory while building it */
+    a = au__act_new(c, type);
+    if (a) { a->off = at; a->len = c->act.arena.len - at; }
+    return a;
+}
+/* a queued message's memory outlives the action that sends it */
+static void au__retire(au_core *c, au__msg *m) {
+    m->next = c->act.retired;
+    c->act.retired = m;
+}
+static void au__log(au_core *c, int level, const char *event, const char *fmt, ...) AU__PRINTF(4, 5);
+static void au__log(au_core *c, int level, const char *event, const char *fmt, ...) {
+    char msg[768];
+    size_t at = c->act.arena.len;
+    int n;
+    au__act *a;
+    va_list ap;
+    if (level > c->d.log_level) return;
+    va_start(ap, fmt);
+    n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    au__buf_append(&c->act.arena, msg, AU__MIN((size_t)n, sizeof msg - 1));
+    a = au__act_arena(c, AU_ACT_LOG, at);
+    if (a) { a->level = level; a->event = event; }
+}
+ALWAYSUP_DEF int au_core_next_action(au_core *c, au_action *a) {
+    au__act *x;
+    if (c->act.next >= c->act.count) { au__act_reset(c); return 0; }
+    x = &c->act.list[c->act.next++];
+    memset(a, 0, sizeof *a);
+    a->type = x->type;
+    a->data = x->ext ? x->ext : (const char *)c->act.arena.p + x->off;
+    a->len = x->len;
+    a->level = x->level;
+    a->event = x->event;
+    a->code = x->code;
+    return 1;
+}
+
+/* appends text as the body of a JSON string */
+static void au__json_escape(au__buf *o, const char *s, size_t n) {
+    size_t i, run = 0;
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        char e[8];
+        if (ch != '"' && ch != '\\' && ch >= 0x20) continue;
+        au__buf_append(o, s + run, i - run);
+        run = i + 1;
+        if (ch == '"' || ch == '\\') { e[0] = '\\'; e[1] = (char)ch; au__buf_append(o, e, 2); }
+        else { snprintf(e, sizeof e, "\\u%04x", ch); au__buf_append(o, e, 6); }
+    }
+    au__buf_append(o, s + run, n - run);
+}
+#define AU__ARENA(c) (&(c)->act.arena)
+/* the shim's own answer to a client request */
+static void au__reply_error(au_core *c, const char *id, size_t id_len, int code, const char *message, const char *data_json) {
+    char num[48];
+    size_t at = AU__ARENA(c)->len;
+    au__buf_append(AU__ARENA(c), AU__LIT("{\"jsonrpc\":\"2.0\",\"id\":"));
+    if (id && id_len) au__buf_append(AU__ARENA(c), id, id_len);
+    else au__buf_append(AU__ARENA(c), AU__LIT("null"));
+    snprintf(num, sizeof num, ",\"error\":{\"code\":%d,\"message\":\"", code);
+    au__buf_append(AU__ARENA(c), num, strlen(num));
+    au__json_escape(AU__ARENA(c), message, strlen(message));
+    au__buf_append(AU__ARENA(c), AU__LIT("\""));
+    if (data_json) { au__buf_append(AU__ARENA(c), AU__LIT(",\"data\":")); au__buf_append(AU__ARENA(c), data_json, strlen(data_json)); }
+    au__buf_append(AU__ARENA(c), AU__LIT("}}"));
+    if (!c->stdout_dead) au__act_arena(c, AU_ACT_STDOUT, at);
+}
+static void au__reply_result(au_core *c, const char *id, size_t id_len, const char *result, size_t result_len) {
+    size_t at = AU__ARENA(c)->len;
+    au__buf_append(AU__ARENA(c), AU__LIT("{\"jsonrpc\":\"2.0\",\"id\":"));
+    au__buf_append(AU__ARENA(c), id, id_len);
+    au__buf_append(AU__ARENA(c), AU__LIT(",\"result\":"));
+    au__buf_append(AU__ARENA(c), result, result_len);
+    au__buf_append(AU__ARENA(c), AU__LIT("}"));
+    if (!c->stdout_dead) au__act_arena(c, AU_ACT_STDOUT, at);
+}
+static void au__emit_copy(au_core *c, const char *p, size_t n) {
+    size_t at = AU__ARENA(c)->len;
+    au__buf_append(AU__ARENA(c), p, n);
+    if (!c->stdout_dead) au__act_arena(c, AU_ACT_STDOUT, at);
+}
+static void au__send_copy(au_core *c, const char *p, size_t n) {
+    size_t at = AU__ARENA(c)->len;
+    au__buf_append(AU__ARENA(c), p, n);
+    au__act_arena(c, AU_ACT_SEND, at);
+}
+
+/* ---- MCP policy, as data ---- */
+static const au_method_policy au__mcp_table[] = {
+    { "initialize", AU_ROLE_INITIALIZE, AU_METHOD_RESEND | AU_METHOD_RESEND_ALWAYS | AU_METHOD_WAITS },
+    { "notifications/initialized", AU_ROLE_INITIALIZED, 0 },
+    { "notifications/cancelled", AU_ROLE_CANCELLED, 0 },
+    { "ping", AU_ROLE_PING, AU_METHOD_RESEND },
+    { "logging/setLevel", AU_ROLE_SET_LEVEL, AU_METHOD_RESEND },
+    { "resources/subscribe", AU_ROLE_SUBSCRIBE, 0 },
+    { "resources/unsubscribe", AU_ROLE_UNSUBSCRIBE, 0 },
+    { "resources/read", AU_ROLE_NONE, AU_METHOD_RESEND },
+    { "prompts/get", AU_ROLE_NONE, AU_METHOD_RESEND },
+    { "completion/complete", AU_ROLE_NONE, AU_METHOD_RESEND },
+    { "*/list", AU_ROLE_NONE, AU_METHOD_RESEND }          /* tools/list, prompts/list, resources/templates/list ... */
+};
+ALWAYSUP_DEF const au_method_policy *au_mcp_methods(int *count) {
+    if (count) *count = (int)(sizeof au__mcp_table / sizeof au__mcp_table[0]);
+    return au__mcp_table;
+}
+static const au_method_policy *au__policy(const au_core *c, const char *m, size_t n) {
+    int i;
+    for (i = 0; i < c->d.num_methods; i++) {
+        const char *name = c->d.methods[i].name;
+        size_t k = strlen(name);
+        if (name[0] == '*' ? (n >= k - 1 && memcmp(m + n - (k - 1), name + 1, k - 1) == 0)
+                           : (n == k && memcmp(m, name, n) == 0))
+            return &c->d.methods[i];
+    }
+    return NULL;
+}
+
+
+/* ---- client requests by id ---- */
+static uint32_t au__fnv(const char *p, size_t n) {
+    uint32_t h = 2166136261u;
+    size_t i;
+    for (i = 0; i < n; i++) { h ^= (uint8_t)p[i]; h *= 16777619u; }
+    return h;
+}
+/* An integer written another way (1.0, 1e0, -0) keys as the integer, as
+   every JSON reader on the daemon's side sees it; out gets the digits. */
+static size_t au__number_key(const char *p, size_t n, char *out) {
+    char digits[24];
+    size_t i = 0, nd = 0, frac = 0, k;
+    long exp = 0;
+    int neg = 0, dot = 0, lead = 1;
+    if (i < n && p[i] == '-') { neg = 1; i++; }
+    for (; i < n && (au__is_digit(p[i]) || p[i] == '.'); i++) {
+        if (p[i] == '.') { dot = 1; continue; }
+        if (dot) frac++;
+        if (lead && p[i] == '0') continue;
+        lead = 0;
+        if (nd == sizeof digits) return 0;
+        digits[nd++] = p[i];
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        int eneg = 0;
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-')) eneg = p[i++] == '-';
+        for (; i < n; i++) { if (exp > 100) return 0; exp = exp * 10 + (p[i] - '0'); }
+        if (eneg) exp = -exp;
+    }
+    exp -= (long)frac;
+    while (nd && digits[nd - 1] == '0') { nd--; exp++; }   /* lead zeros were dropped above */
+    if (!nd) { out[0] = '0'; return 1; }
+    if (exp < 0 || (long)nd + exp > 16) return 0;          /* not an integer, or beyond 2^53 */
+    k = 0;
+    if (neg) out[k++] = '-';
+    memcpy(out + k, digits, nd);
+    k += nd;
+    while (exp-- > 0) out[k++] = '0';
+    return k;
+}
+/* Ids compare by value: "a\/b" and "a/b" are one id, so are 7 and 7.0.
+   out needs id.len + 24. */
+static size_t au__id_key(au_tok id, char *out) {
+    const char *p, *end;
+    size_t o = 1;
+    if (id.p[0] != '"') {
+        size_t i, k = 0;
+        out[0] = 'n';
+        for (i = 0; i < id.len; i++)
+            if (!au__is_digit(id.p[i]) && !(i == 0 && id.p[i] == '-')) break;
+        /* plain digits without a leading zero are already canonical */
+        if (i < id.len || (id.len > 1 && id.p[id.p[0] == '-'] == '0'))
+            k = au__number_key(id.p, id.len, out + 1);
+        if (k) return k + 1;
+        memcpy(out + 1, id.p, id.len);
+        return id.len + 1;
+    }
+    out[0] = 's';
+    p = id.p + 1;
+    end = id.p + id.len - 1;
+    while (p < end) {
+        uint8_t u[4];
+        size_t adv, k = au__js_unescape1(p, end, u, &adv);
+        memcpy(out + o, u, k);
+        o += k;
+        p += adv;
+    }
+    return o;
+}
+static size_t au__method_name(au_tok m, char *out, size_t cap) {
+    const char *p = m.p + 1, *end = m.p + m.len - 1;
+    size_t o = 0;
+    if ((size_t)(end - p) < cap && !memchr(p, '\\', (size_t)(end - p))) {   /* as written */
+        o = (size_t)(end - p);
+        memcpy(out, p, o);
+        out[o] = 0;
+        return o;
+    }
+    while (p < end && o + 4 < cap) {
+        uint8_t u[4];
+        size_t adv, k = au__js_unescape1(p, end, u, &adv);
+        memcpy(out + o, u, k);
+        o += k;
+        p += adv;
+    }
+    out[o] = 0;
+    return o;
+}
+static au__req *au__req_find(const au_core *c, const char *key, size_t len, uint32_t h) {
+    au__req *r;
+    if (!c->reqs.cap) return NULL;
+    for (r = c->reqs.tab[h & (c->reqs.cap - 1)]; r; r = r->next)
+        if (r->hash == h && r->key_len == len && memcmp(r->key, key, len) == 0) return r;
+    return NULL;
+}
+static au__req *au__req_lookup(au_core *c, au_tok id) {
+    char small[160], *key = id.len + 24 < sizeof small ? small : (char *)ALWAYSUP_REALLOC(NULL, id.len + 24);
+    au__req *r = NULL;
+    if (key) {
+        size_t n = au__id_key(id, key);
+        r = au__req_find(c, key, n, au__fnv(key, n));
+        if (key != small) ALWAYSUP_FREE(key);
+    }
+    return r;
+}
+static int au__req_grow(au_core *c) {
+    size_t cap = c->reqs.cap ? c->reqs.cap * 2 : 64, i;
+    au__req **t = (au__req **)ALWAYSUP_REALLOC(NULL, cap * sizeof *t);
+    if (!t) return AU_ENOMEM;
+    memset(t, 0, cap * sizeof *t);
+    for (i = 0; i < c->reqs.cap; i++) {
+        au__req *r = c->reqs.tab[i];
+        while (r) {
+            au__req *next = r->next;
+            r->next = t[r->hash & (cap - 1)];
+            t[r->hash & (cap - 1)] = r;
+            r = next;
+        }
+    }
+    ALWAYSUP_FREE(c->reqs.tab);
+    c->reqs.tab = t;
+    c->reqs.cap = cap;
+    return AU_OK;
+}
+/* NULL with *dup set when a pending request already has this id */
+static au__req *au__req_new(au_core *c, au_tok id, const char *method, size_t method_len, const au_method_policy *pol,
+                            int *dup) {
+    au__req *r;
+    *dup = 0;
+    if ((c->reqs.count + 1) * 4 > c->reqs.cap * 3 && au__req_grow(c) != AU_OK) return NULL;   /* load <= 3/4 */
+    r = (au__req *)ALWAYSUP_REALLOC(NULL, sizeof *r + 2 * id.len + 26);
+    if (!r) return NULL;
+    memset(r, 0, sizeof *r);
+    r->key = (char *)(r + 1);
+    r->key_len = au__id_key(id, r->key);
+    r->hash = au__fnv(r->key, r->key_len);
+    if (au__req_find(c, r->key, r->key_len, r->hash)) { *dup = 1; ALWAYSUP_FREE(r); return NULL; }
+    r->id = r->key + id.len + 24;
+    memcpy(r->id, id.p, id.len);
+    r->id[id.len] = 0;
+    r->id_len = id.len;
+    memcpy(r->method, method, method_len + 1);
+    r->method_len = method_len;
+    if (pol) {
+        r->flags = pol->flags;
+        r->role = pol->role;
+        if (c->d.no_mcp) { r->flags &= AU_METHOD_RESEND; r->role = AU_ROLE_NONE; }   /* plain JSON-RPC */
+    }
+    r->seq = ++c->reqs.seq;
+    r->t = c->now;
+    r->next = c->reqs.tab[r->hash & (c->reqs.cap - 1)];
+    c->reqs.tab[r->hash & (c->reqs.cap - 1)] = r;
+    c->reqs.count++;
+    return r;
+}
+static void au__q_unlink(au_core *c, au__msg *m);
+static void au__req_free(au_core *c, au__req *r) {
+    au__req **pp = &c->reqs.tab[r->hash & (c->reqs.cap - 1)];
+    while (*pp != r) pp = &(*pp)->next;
+    *pp = r->next;
+    c->reqs.count--;
+    if (r->sent) c->reqs.inflight--;
+    if (r == c->mcp.init_pending) c->mcp.init_pending = NULL;
+    if (r->msg) {
+        if (!r->sent) au__q_unlink(c, r->msg);     /* still queued */
+        au__retire(c, r->msg);
+    }
+    ALWAYSUP_FREE(r);
+}
+/* answers a pending request with an error and forgets it */
+static void au__req_fail(au_core *c, au__req *r, const char *message, const char *data_json) {
+    au__reply_error(c, r->id, r->id_len, -32000, message, data_json);
+    au__req_free(c, r);
+}
+
+/* ---- the queue of client messages waiting for the daemon ---- */
+static au__msg *au__msg_new(const char *data, size_t len) {
+    au__msg *m = (au__msg *)ALWAYSUP_REALLOC(NULL, sizeof *m + len);
+    if (!m) return NULL;
+    memset(m, 0, sizeof *m);
+    m->data = (char *)(m + 1);
+    memcpy(m->data, data, len);
+    m->len = len;
+    return m;
+}
+static void au__q_insert(au_core *c, au__msg *m, au__msg *before) {
+    m->next = before;
+    m->prev = before ? before->prev : c->q.tail;
+    if (m->prev) m->prev->next = m; else c->q.head = m;
+    if (before) before->prev = m; else c->q.tail = m;
+    c->q.bytes += m->len;
+    c->q.count++;
+}
+static void au__q_unlink(au_core *c, au__msg *m) {
+    if (m->prev) m->prev->next = m->next; else c->q.head = m->next;
+    if (m->next) m->next->prev = m->prev; else c->q.tail = m->prev;
+    m->prev = m->next = NULL;
+    c->q.bytes -= m->len;
+    c->q.count--;
+}
+static int au__queue_full(const au_core *c) {
+    return c->q.count && (c->q.bytes >= c->d.queue_max_bytes || c->q.count >= c->d.queue_max_count);
+}
+
+/* ---- sending to the daemon ---- */
+/* data stays valid until the next event; m is its stored copy, if any */
+static void au__send(au_core *c, const char *data, size_t len, au__req *r, au__msg *m) {
+    au__act_ref(c, AU_ACT_SEND, data, len);
+    if (!r) { if (m) au__retire(c, m); return; }
+    r->sent = 1;
+    c->reqs.inflight++;
+    if (r->flags & AU_METHOD_RESEND) {            /* keep it to re-send after a reconnect */
+        if (!m) m = au__msg_new(data, len);
+        if (m) m->req = r;
+        r->msg = m;
+    } else {
+        if (m) au__retire(c, m);
+        r->msg = NULL;
+    }
+}
+static void au__flush_queue(au_core *c) {
+    while (c->q.head && c->conn.state == AU__UP) {
+        au__msg *m = c->q.head;
+        au__q_unlink(c, m);
+        au__send(c, m->data, m->len, m->req, m);
+    }
+}
+/* a client message while waiting: try now, at most one early attempt per 250 ms */
+static void au__kick(au_core *c) {
+    int64_t earliest = c->conn.last_early + AU__EARLY_GAP;
+    if (c->conn.state != AU__DOWN || c->conn.retry_at <= c->now) return;
+    if (c->now >= earliest) { c->conn.retry_at = c->now; c->conn.last_early = c->now; }
+    else if (earliest < c->conn.retry_at) { c->conn.retry_at = earliest; c->conn.last_early = earliest; }
+}
+static void au__forward(au_core *c, const char *line, size_t len, au__req *r) {
+    au__msg *m;
+    if (c->conn.state == AU__UP && !c->q.head) { au__send(c, line, len, r, NULL); return; }
+    m = au__msg_new(line, len);
+    if (!m) {
+        au__log(c, AU_LOG_ERROR, "oom", "out of memory queueing a %lu-byte message", (unsigned long)len);
+        if (r) au__req_fail(c, r, "alwaysup: out of memory while the daemon is unreachable", NULL);
+        return;
+    }
+    m->t = c->now;
+    m->req = r;
+    if (r) r->msg = m;
+    au__q_insert(c, m, NULL);
+    au__kick(c);
+}
+
+/* ---- MCP session memory ---- */
+static int au__mcp(const au_core *c) { return !c->d.no_mcp; }
+static void au__buf_set(au__buf *o, const char *p, size_t n) {
+    o->off = o->len = 0;
+    au__buf_append(o, p, n);
+}
+static au_tok au__buf_tok(const au__buf *o) {
+    au_tok t;
+    t.p = (const char *)o->p + o->off;
+    t.len = o->len - o->off;
+    if (!o->p) t.p = NULL;
+    return t;
+}
+/* daemon requests to the client: remembered per connection, so the client's
+   late answers never reach a daemon that did not ask */
+static au__dreq **au__dreq_find(au_core *c, au_tok id) {
+    char small[160], *key = id.len + 24 < sizeof small ? small : (char *)ALWAYSUP_REALLOC(NULL, id.len + 24);
+    au__dreq **pp = &c->dreqs;
+    size_t n;
+    if (!key) return NULL;
+    n = au__id_key(id, key);
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->key_len == n && memcmp((*pp)->key, key, n) == 0) break;
+    if (key != small) ALWAYSUP_FREE(key);
+    return *pp ? pp : NULL;
+}
+static void au__dreq_unlink(au_core *c, au__dreq **pp) {
+    au__dreq *d = *pp;
+    *pp = d->next;
+    c->dreq_count--;
+    ALWAYSUP_FREE(d);
+}
+static void au__dreq_add(au_core *c, au_tok id) {
+    au__dreq *d;
+    au__dreq **pp = au__dreq_find(c, id);
+    if (pp) au__dreq_unlink(c, pp);                  /* the daemon reused an id */
+    while (c->dreq_count >= AU__MAX_DREQS) {         /* bounded: forget the oldest */
+        for (pp = &c->dreqs; (*pp)->next; pp = &(*pp)->next) {}
+        au__dreq_unlink(c, pp);
+    }
+    d = (au__dreq *)ALWAYSUP_REALLOC(NULL, sizeof *d + 2 * id.len + 26);
+    if (!d) return;
+    memset(d, 0, sizeof *d);
+    d->key = (char *)(d + 1);
+    d->key_len = au__id_key(id, d->key);
+    d->id = d->key + id.len + 24;
+    memcpy(d->id, id.p, id.len);
+    d->id[id.len] = 0;
+    d->id_len = id.len;
+    d->gen = c->conn.gen;
+    d->t = c->now;
+    d->next = c->dreqs;
+    c->dreqs = d;
+    c->dreq_count++;
+}
+/* the connection died: each of its requests to the client is cancelled */
+static void au__dreq_cancel(au_core *c, const char *why) {
+    au__dreq **pp = &c->dreqs;
+    while (*pp) {
+        au__dreq *d = *pp;
+        if (d->gen == c->conn.gen && !d->cancelled) {
+            size_t at = AU__ARENA(c)->len;
+            au__buf_append(AU__ARENA(c), AU__LIT("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":"));
+            au__buf_append(AU__ARENA(c), d->id, d->id_len);
+            au__buf_append(AU__ARENA(c), AU__LIT(",\"reason\":\""));
+            au__json_escape(AU__ARENA(c), why, strlen(why));
+            au__buf_append(AU__ARENA(c), AU__LIT("\"}}"));
+            if (!c->stdout_dead) au__act_arena(c, AU_ACT_STDOUT, at);
+            d->cancelled = 1;
+        }
+        if (d->cancelled && c->now - d->t > 600000) { au__dreq_unlink(c, pp); continue; }   /* 10 min on */
+        pp = &d->next;
+    }
+}
+/* resource subscriptions, kept as one URI token per line */
+static void au__subs_update(au_core *c, au_tok params, int add) {
+    au_tok uri;
+    size_t at = 0;
+    au__buf *s = &c->mcp.subs;
+    if (!au__json_get(params, "uri", &uri) || uri.p[0] != '"') return;
+    while (at < s->len) {
+        uint8_t *nl = (uint8_t *)memchr(s->p + at, '\n', s->len - at);
+        size_t n = (size_t)(nl - (s->p + at));
+        au_tok t;
+        t.p = (const char *)s->p + at;
+        t.len = n;
+        if (au__json_same(t, uri)) {
+            if (add) return;
+            memmove(s->p + at, s->p + at + n + 1, s->len - at - n - 1);
+            s->len -= n + 1;
+            return;
+        }
+        at += n + 1;
+    }
+    if (add) { au__buf_append(s, uri.p, uri.len); au__buf_append(s, AU__LIT("\n")); }
+}
+static void au__save_result(au_core *c, au_tok result) {
+    size_t at = AU__ARENA(c)->len;
+    au__buf_set(&c->mcp.remembered, result.p, result.len);
+    au__buf_append(AU__ARENA(c), result.p, result.len);
+    au__act_arena(c, AU_ACT_SAVE, at);
+}
+
+/* ---- our own requests: integer ids, as an SDK client sends them ---- */
+/* The next id that no pending client request has: a daemon sees one id space. */
+static int64_t au__shim_id(au_core *c) {
+    for (;;) {
+        char key[24];
+        int n;
+        int64_t id = c->mcp.shim_next++;
+        if (c->mcp.shim_next > AU__JS_MAX_SAFE) c->mcp.shim_next = 1;
+        n = snprintf(key, sizeof key, "n%lld", (long long)id);
+        if (!au__req_find(c, key, (size_t)n, au__fnv(key, (size_t)n))) {
+            au__buf_append(&c->mcp.shim_ids, &id, sizeof id);
+            return id;
+        }
+    }
+}
+static size_t au__shim_count(const au_core *c) { return c->mcp.shim_ids.len / sizeof(int64_t); }
+/* 1 (and forgets it) if id is one of our requests in flight */
+static int au__shim_take(au_core *c, au_tok id, int64_t *which) {
+    char key[40];
+    size_t i, n = au__shim_count(c);
+    int64_t *ids = (int64_t *)(void *)c->mcp.shim_ids.p;
+    long long v = 0;
+    if (!n || id.p[0] == '"' || id.len + 24 > sizeof key) return 0;
+    n = au__id_key(id, key);                            /* 'n' and the canonical digits */
+    if (n < 2 || n > 18) return 0;
+    for (i = 1; i < n; i++) {
+        if (key[i] == '-') continue;
+        if (!au__is_digit(key[i])) return 0;
+        v = v * 10 + (key[i] - '0');
+    }
+    if (key[1] == '-') v = -v;
+    n = au__shim_count(c);
+    for (i = 0; i < n; i++)
+        if (ids[i] == v) {
+            ids[i] = ids[n - 1];
+            c->mcp.shim_ids.len -= sizeof(int64_t);
+            *which = v;
+            return 1;
+        }
+    return 0;
+}
+static void au__shim_request(au_core *c, const char *method, const char *params, size_t plen) {
+    char head[160];
+    size_t at = AU__ARENA(c)->len;
+    int n = snprintf(head, sizeof head, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"%s\"", (long long)au__shim_id(c), method);
+    au__buf_append(AU__ARENA(c), head, (size_t)n);
+    if (params) { au__buf_append(AU__ARENA(c), AU__LIT(",\"params\":")); au__buf_append(AU__ARENA(c), params, plen); }
+    au__buf_append(AU__ARENA(c), AU__LIT("}"));
+    au__act_arena(c, AU_ACT_SEND, at);
+}
+
+/* ---- the connection's life ---- */
+static void au__on_down(au_core *c, const char *why, int refused);
+/* the core decided to end the connection: the driver drops it, no event follows */
+static void au__fail_attempt(au_core *c, const char *why, int refused) {
+    au__act_new(c, AU_ACT_DROP);
+    au__on_down(c, why, refused);
+}
+/* After a reconnect: list_changed for each list the client was told can
+   change and the new daemon still has, so the client re-reads it. */
+static void au__send_list_changed(au_core *c) {
+    static const char *const kinds[3] = { "tools", "prompts", "resources" };
+    au_tok seen, now, cap, lc;
+    int k, have_seen = au__json_get(au__buf_tok(&c->mcp.init_result), "capabilities", &seen),
+           have_now = au__json_get(au__buf_tok(&c->mcp.daemon_result), "capabilities", &now);
+    if (c->d.list_changed == AU_LIST_CHANGED_NEVER) return;
+    for (k = 0; k < 3; k++) {
+        int told = have_seen && au__json_get(seen, kinds[k], &cap) && au__json_get(cap, "listChanged", &lc) && lc.len == 4 &&
+                   memcmp(lc.p, "true", 4) == 0;
+        int exists = have_now && au__json_get(now, kinds[k], &cap);
+        if (c->d.list_changed == AU_LIST_CHANGED_ALWAYS || (told && exists)) {
+            char note[96];
+            int n = snprintf(note, sizeof note, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/%s/list_changed\"}", kinds[k]);
+            au__emit_copy(c, note, (size_t)n);
+        }
+    }
+}
+/* the daemon now holds the session: the client's traffic may flow */
+static void au__session_ready(au_core *c, int replayed) {
+    size_t queued = c->q.count;
+    c->conn.state = AU__UP;
+    c->conn.up_since = c->now;
+    c->conn.healthy = 0;
+    c->conn.refused = 0;
+    if (!c->conn.reconnects++)
+        au__log(c, AU_LOG_INFO, "connected", "connected to %s (%s)", c->d.daemon_name, c->conn.peer);
+    else
+        au__log(c, AU_LOG_INFO, "reconnected", "reconnected after %u attempt%s, %.1f s down, %lu queued message%s sent%s",
+                c->conn.attempts, c->conn.attempts == 1 ? "" : "s", au__secs(c->now - c->conn.down_since),
+                (unsigned long)queued, queued == 1 ? "" : "s", replayed ? ", MCP session replayed" : "");
+    c->conn.attempts = 0;
+    c->conn.logged_failure = 0;
+    c->conn.last_error[0] = 0;
+    au__flush_queue(c);
+    if (replayed) au__send_list_changed(c);
+}
+/* A new daemon has never seen the client's initialize: replay it under an
+   id of ours, then the rest of the session state, before any queued message. */
+static void au__begin_session(au_core *c) {
+    au__buf *ir = &c->mcp.init_req;
+    if (au__mcp(c) && (c->mcp.init_state == AU__INIT_ANSWERED || c->mcp.init_state == AU__INIT_LOCAL) && ir->len) {
+        char id[24];
+        size_t at = AU__ARENA(c)->len;
+        int n;
+        c->mcp.shim_init_id = au__shim_id(c);
+        n = snprintf(id, sizeof id, "%lld", (long long)c->mcp.shim_init_id);
+        au__buf_append(AU__ARENA(c), ir->p, c->mcp.init_id_at);
+        au__buf_append(AU__ARENA(c), id, (size_t)n);
+        au__buf_append(AU__ARENA(c), ir->p + c->mcp.init_id_at + c->mcp.init_id_len, ir->len - c->mcp.init_id_at - c->mcp.init_id_len);
+        au__act_arena(c, AU_ACT_SEND, at);
+        c->conn.state = AU__REPLAY;
+        c->mcp.shim_init_pending = 1;
+        au__log(c, AU_LOG_DEBUG, "replay", "replaying the MCP session (initialize as id %s)", id);
+        return;
+    }
+    au__session_ready(c, 0);
+}
+/* "already initialized": a single-session daemon that still holds ours */
+static int au__says_already_initialized(au_tok message) {
+    size_t i;
+    static const char word[] = "already initiali";
+    for (i = 0; message.p && i + sizeof word - 1 + 2 <= message.len; i++)
+        if (au__ieq(message.p + i, sizeof word - 1, word) && (message.p[i + sizeof word - 1] == 'z' ||
+                                                               message.p[i + sizeof word - 1] == 's'))
+            return 1;
+    return 0;
+}
+static void au__replay_answer(au_core *c, const au_jsonrpc *r, int64_t id) {
+    if (c->conn.state != AU__REPLAY) return;           /* late: swallowed */
+    if (c->mcp.shim_init_pending && id == c->mcp.shim_init_id) {
+        au_tok old = au__buf_tok(&c->mcp.init_result), a, b2, em;
+        c->mcp.shim_init_pending = 0;
+        if (!r->result.p) {
+            char why[300], msg[200] = "";
+            em.p = NULL;
+            em.len = 0;
+            if (r->error.p && au__json_get(r->error, "message", &em)) au__printable(msg, sizeof msg, em.p, em.len);
+            if (au__says_already_initialized(em)) {     /* it kept our session: nothing to replay */
+                au__log(c, AU_LOG_INFO, "session_kept", "the daemon still holds the session (%s); not replayed", msg);
+                au__buf_set(&c->mcp.daemon_result, (const char *)c->mcp.init_result.p, c->mcp.init_result.len);
+                c->mcp.session_up = 1;
+                c->mcp.shim_ids.len = 0;
+                au__session_ready(c, 0);
+                return;
+            }
+            if (!msg[0] && r->error.p) au__printable(msg, sizeof msg, r->error.p, r->error.len);
+            snprintf(why, sizeof why, "the daemon refused the replayed initialize: %s", msg[0] ? msg : "error");
+            au__fail_attempt(c, why, 1);
+            return;
+        }
+        au__buf_set(&c->mcp.daemon_result, r->result.p, r->result.len);
+        if (c->mcp.init_minimal) old.p = NULL;          /* nothing real to compare with */
+        if (au__json_get(old, "protocolVersion", &a) && au__json_get(r->result, "protocolVersion", &b2) && !au__json_same(a, b2))
+            au__log(c, AU_LOG_WARN, "protocol_changed", "the new daemon speaks protocol %.*s, the client was told %.*s",
+                    (int)AU__MIN(b2.len, 40), b2.p, (int)AU__MIN(a.len, 40), a.p);
+        if (au__json_get(old, "serverInfo", &a) && au__json_get(r->result, "serverInfo", &b2) && !au__json_same(a, b2))
+            au__log(c, AU_LOG_INFO, "server_changed", "the daemon's serverInfo changed: %.*s", (int)AU__MIN(b2.len, 200), b2.p);
+        au__save_result(c, r->result);
+        c->mcp.session_up = 1;
+        if (c->mcp.client_initialized) au__send_copy(c, AU__LIT("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"));
+        if (c->mcp.set_level.len) au__shim_request(c, "logging/setLevel", (const char *)c->mcp.set_level.p, c->mcp.set_level.len);
+        {
+            size_t at = 0;
+            au__buf *s = &c->mcp.subs;
+            while (at < s->len) {
+                uint8_t *nl = (uint8_t *)memchr(s->p + at, '\n', s->len - at);
+                size_t n = (size_t)(nl - (s->p + at));
+                au__buf_set(&c->scratch, "{\"uri\":", 7);
+                au__buf_append(&c->scratch, s->p + at, n);
+                au__buf_append(&c->scratch, "}", 1);
+                au__shim_request(c, "resources/subscribe", (const char *)c->scratch.p, c->scratch.len);
+                at += n + 1;
+            }
+        }
+    } else if (r->error.p) {
+        char msg[200];
+        au__printable(msg, sizeof msg, r->error.p, r->error.len);
+        au__log(c, AU_LOG_WARN, "replay_refused", "the daemon refused a replayed request: %s", msg);
+    }
+    if (!c->mcp.shim_init_pending && !au__shim_count(c)) au__session_ready(c, 1);
+}
+/* --hello: the daemon's first answer decides */
+static void au__hello_answer(au_core *c, const char *p, size_t n) {
+    au_tok all, ok, err;
+    all.p = p;
+    all.len = n;
+    if (!au__json_get(all, "ok", &ok)) {
+        au__log(c, AU_LOG_DEBUG, "hello_other", "ignored a message while waiting for the hello answer");
+        return;
+    }
+    if (ok.len == 4 && memcmp(ok.p, "true", 4) == 0) {
+        au__log(c, AU_LOG_DEBUG, "hello_ok", "hello accepted");
+        au__begin_session(c);
+    } else {
+        char why[300], detail[200];
+        if (!au__json_get(all, "error", &err)) err = all;
+        au__printable(detail, sizeof detail, err.p, err.len);
+        snprintf(why, sizeof why, "the daemon refused the hello: %s", detail);
+        au__fail_attempt(c, why, 1);
+    }
+}
+/* The client's initialize has waited init_grace for a daemon; answer it
+   here so the client does not give up on the server. */
+static void au__init_locally(au_core *c) {
+    au__req *r = c->mcp.init_pending;
+    au__buf *res = &c->scratch;
+    int remembered = c->mcp.remembered.len != 0;
+    if (remembered) au__buf_set(res, (const char *)c->mcp.remembered.p, c->mcp.remembered.len);
+    else {                                              /* nothing remembered: a minimal result */
+        au_jsonrpc j;
+        au_tok pv;
+        if (!(au_jsonrpc_scan((const char *)c->mcp.init_req.p, c->mcp.init_req.len, &j) >= 0 && j.params.p &&
+              au__json_get(j.params, "protocolVersion", &pv) && pv.p[0] == '"')) {
+            pv.p = "\"2025-06-18\"";
+            pv.len = 12;
+        }
+        au__buf_set(res, AU__LIT("{\"protocolVersion\":"));
+        au__buf_append(res, pv.p, pv.len);
+        au__buf_append(res, AU__LIT(",\"capabilities\":{\"tools\":{\"listChanged\":true},\"prompts\":{\"listChanged\":true},"
+                                    "\"resources\":{\"listChanged\":true}},\"serverInfo\":{\"name\":\"alwaysup\",\"version\":\""
+                                    ALWAYSUP_VERSION_STRING "\"}}"));
+    }
+    if (!res->p) return;
+    au__reply_result(c, r->id, r->id_len, (const char *)res->p, res->len);
+    au__buf_set(&c->mcp.init_result, (const char *)res->p, res->len);
+    c->mcp.init_state = AU__INIT_LOCAL;
+    c->mcp.init_minimal = !remembered;
+    au__log(c, AU_LOG_INFO, "init_local", "no daemon after %.3g s: answered initialize here (%s); the daemon gets it when it is up",
+            c->d.init_grace, remembered ? "capabilities remembered from this daemon" : "minimal result");
+    au__req_free(c, r);
+}
+
+/* In-flight requests of a dead connection, in the order the client sent
+   them: those the policy says may run again go back to the front of the
+   queue, the rest get an error. */
+static int au__seq_cmp(const void *a, const void *b) {
+    uint64_t x = (*(au__req *const *)a)->seq, y = (*(au__req *const *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+static void au__settle_inflight(au_core *c, const char *why, unsigned *failed, unsigned *resent) {
+    au__req **all;
+    size_t i, n = 0;
+    *failed = *resent = 0;
+    if (!c->reqs.inflight) return;
+    all = (au__req **)ALWAYSUP_REALLOC(NULL, c->reqs.inflight * sizeof *all);
+    if (!all) return;
+    for (i = 0; i < c->reqs.cap; i++) {
+        au__req *r;
+        for (r = c->reqs.tab[i]; r; r = r->next)
+            if (r->sent && n < c->reqs.inflight) all[n++] = r;
+    }
+    qsort(all, n, sizeof *all, au__seq_cmp);
+    for (i = 0; i < n; i++) {
+        au__req *r = all[i];
+        /* a capped request that kills the daemon must not kill every restart */
+        if (r->msg && ((r->flags & AU_METHOD_RESEND_ALWAYS) || ((r->flags & AU_METHOD_RESEND) && r->resends < c->d.resend_max))) {
+            r->sent = 0;
+            r->resends++;
+            c->reqs.inflight--;
+            r->msg->t = r->t;                   /* the queue timeout counts from the client's send */
+            (*resent)++;
+        } else {
+            char msg[480];
+            snprintf(msg, sizeof msg, "alwaysup: the connection to the daemon was lost before it answered (%.300s); "
+                     "the request may or may not have run", why);
+            au__req_fail(c, r, msg, "{\"reason\":\"connection_lost\"}");
+            all[i] = NULL;
+            (*failed)++;
+        }
+    }
+    for (i = n; i-- > 0;)                       /* front of the queue, in order */
+        if (all[i]) au__q_insert(c, all[i]->msg, c->q.head);
+    ALWAYSUP_FREE(all);
+}
+static double au__random01(au_core *c) {
+    uint32_t x = 0;
+    if (c->d.random) c->d.random(c->d.random_user, &x, sizeof x);
+    else au_random_bytes(&x, sizeof x);
+    return (double)x / 4294967296.0;
+}
+static void au__on_down(au_core *c, const char *why, int refused) {
+    double delay;
+    if (c->conn.state >= AU__HELLO && au__mcp(c)) au__dreq_cancel(c, "alwaysup: the connection to the daemon was lost");
+    c->mcp.session_up = 0;
+    c->mcp.shim_ids.len = 0;
+    c->mcp.shim_init_pending = 0;
+    if (c->conn.state == AU__UP) {
+        unsigned failed, resent;
+        c->conn.down_since = c->now;
+        c->conn.attempts = 0;
+        au__settle_inflight(c, why, &failed, &resent);
+        au__log(c, AU_LOG_WARN, "lost", "connection to %s lost: %s (%u in-flight request%s answered with an error, %u to re-send)",
+                c->d.daemon_name, why, failed, failed == 1 ? "" : "s", resent);
+    } else if (!c->conn.logged_failure) {
+        au__log(c, AU_LOG_WARN, refused ? "refused" : "unreachable", "%s %s: %s; retrying until it is back",
+                refused ? "no session with" : "cannot reach", c->d.daemon_name, why);
+        c->conn.logged_failure = 1;
+    } else if (c->conn.attempts % 10 == 0) {
+        au__log(c, AU_LOG_INFO, "retrying", "still trying (attempt %u, down %.1f s): %s", c->conn.attempts,
+                au__secs(c->now - c->conn.down_since), why);
+    } else {
+        au__log(c, AU_LOG_DEBUG, "attempt_failed", "attempt %u failed: %s", c->conn.attempts, why);
+    }
+    snprintf(c->conn.last_error, sizeof c->conn.last_error, "%s", why);
+    c->conn.refused = refused;
+    c->conn.state = AU__DOWN;
+    delay = au_backoff_next(&c->backoff, c->backoff.desc.jitter > 0 ? au__random01(c) : 0);
+    c->conn.retry_at = c->now + au__ms(delay);
+    au__log(c, AU_LOG_DEBUG, "backoff", "next attempt in %.3f s", delay);
+}
+
+/* ---- messages from the client (stdin) ---- */
+static int au__id_usable(au_tok id) {
+    return id.p && (id.p[0] == '"' || id.p[0] == '-' || (id.p[0] >= '0' && id.p[0] <= '9'));
+}
+/* ping, answered here while no daemon holds the session */
+static void au__answer_ping(au_core *c, au_tok id) {
+    au__reply_result(c, id.p, id.len, AU__LIT("{}"));
+}
+static void au__client_line(au_core *c, const char *line, size_t len) {
+    au_jsonrpc r;
+    au__req *q = NULL;
+    char preview[100];
+    char method[64];
+    size_t method_len = 0;
+    const au_method_policy *pol = NULL;
+    int kind = au_jsonrpc_scan(line, len, &r), dup, role = AU_ROLE_NONE;
+    if (kind < 0 && r.problem_at == len) {      /* only whitespace: a blank line, skipped */
+        size_t k = 0;
+        while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
+        if (k == len) return;
+    }
+    if (kind < 0 || kind == AU_RPC_INVALID) {
+        char msg[200];
+        au__printable(preview, sizeof preview, line, len);
+        au__log(c, AU_LOG_WARN, "stdin_invalid", "stdin: %s (%s at byte %lu), answered with an error: %s",
+                kind < 0 ? "not JSON" : "not a JSON-RPC message", r.problem ? r.problem : "?", (unsigned long)r.problem_at, preview);
+        snprintf(msg, sizeof msg, "%s: %s (byte %lu)", kind < 0 ? "Parse error" : "Invalid Request", r.problem ? r.problem : "?",
+                 (unsigned long)r.problem_at);
+        if (au__id_usable(r.id)) au__reply_error(c, r.id.p, r.id.len, kind < 0 ? -32700 : -32600, msg, NULL);
+        else au__reply_error(c, NULL, 0, kind < 0 ? -32700 : -32600, msg, NULL);
+        return;
+    }
+    if (r.method.p) {
+        method_len = au__method_name(r.method, method, sizeof method);
+        pol = au__policy(c, method, method_len);
+        if (pol && !c->d.no_mcp) role = pol->role;
+    }
+    if (kind == AU_RPC_REQUEST) {
+        const char *bad = NULL;
+        if (r.id.p[0] == 'n') bad = "Invalid Request: the id must not be null";
+        else if (role == AU_ROLE_PING && c->conn.state != AU__UP) { au__answer_ping(c, r.id); return; }
+        else if (!(q = au__req_new(c, r.id, method, method_len, pol, &dup)))
+            bad = dup ? "Invalid Request: a request with this id is still pending" : "alwaysup: out of memory";
+        if (bad) {
+            au__log(c, AU_LOG_WARN, "stdin_refused", "stdin: request refused: %s", bad);
+            au__reply_error(c, r.id.p[0] == 'n' ? NULL : r.id.p, r.id.len, -32600, bad, NULL);
+            return;
+        }
+        switch (role) {                                     /* session state to replay later */
+        case AU_ROLE_INITIALIZE:
+            au__buf_set(&c->mcp.init_req, line, len);
+            c->mcp.init_id_at = (size_t)(r.id.p - line);
+            c->mcp.init_id_len = r.id.len;
+            c->mcp.init_state = AU__INIT_PENDING;
+            c->mcp.init_pending = q;
+            break;
+        case AU_ROLE_SET_LEVEL: if (r.params.p) au__buf_set(&c->mcp.set_level, r.params.p, r.params.len); break;
+        case AU_ROLE_SUBSCRIBE: if (r.params.p) au__subs_update(c, r.params, 1); break;
+        case AU_ROLE_UNSUBSCRIBE: if (r.params.p) au__subs_update(c, r.params, 0); break;
+        default: break;
+        }
+    } else if (kind == AU_RPC_NOTIFICATION && role == AU_ROLE_INITIALIZED) {
+        c->mcp.client_initialized = 1;
+        /* a daemon that has not seen initialize gets this from the replay */
+        if ((c->mcp.init_state == AU__INIT_ANSWERED || c->mcp.init_state == AU__INIT_LOCAL) &&
+            !(c->conn.state == AU__UP && c->mcp.session_up))
+            return;
+    } else if (kind == AU_RPC_NOTIFICATION && role == AU_ROLE_CANCELLED) {
+        au_tok rid;
+        au__req *x = r.params.p && au__json_get(r.params, "requestId", &rid) ? au__req_lookup(c, rid) : NULL;
+        if (!x) {
+            au__log(c, AU_LOG_DEBUG, "cancel_late", "dropped a cancellation for a request already answered");
+            return;
+        }
+        if (!x->sent) {                                     /* never reached a daemon: forget both */
+            au__log(c, AU_LOG_DEBUG, "cancel_queued", "cancelled request %s dropped from the queue", x->method);
+            au__req_free(c, x);
+            return;
+        }
+        /* in flight: the daemon should not answer a cancelled request (and the client does not
+           want it), so forget it now rather than hold it forever; a late answer is dropped */
+        au__req_free(c, x);
+    } else if (kind == AU_RPC_RESPONSE && au__mcp(c)) {
+        au__dreq **pp = au__dreq_find(c, r.id);
+        /* only the connection that asked may hear the answer, also while it sets the session up */
+        if (!pp || (*pp)->cancelled || (*pp)->gen != c->conn.gen || c->conn.state < AU__REPLAY) {
+            char id[80];
+            au__printable(id, sizeof id, r.id.p, r.id.len);
+            au__log(c, AU_LOG_INFO, "answer_dropped", "dropped the client's answer to %s: the daemon connection that asked is gone", id);
+            if (pp) au__dreq_unlink(c, pp);
+            return;
+        }
+        au__dreq_unlink(c, pp);
+        au__act_ref(c, AU_ACT_SEND, line, len);             /* straight to the daemon that asked */
+        return;
+    }
+    au__forward(c, line, len, q);
+}
+
+/* ---- messages from the daemon ---- */
+static void au__daemon_message(au_core *c, const char *p, size_t n, int binary) {
+    au_jsonrpc r;
+    int kind = au_jsonrpc_scan(p, n, &r);
+    size_t folded = (size_t)-1, lead = 0;
+    int64_t shim_id;
+    if (kind < 0) {
+        char preview[100];
+        au__printable(preview, sizeof preview, p, n);
+        au__log(c, AU_LOG_WARN, "daemon_not_json", "dropped a %s message from the daemon that is not JSON (%s at byte %lu): %s",
+                binary ? "binary" : "text", r.problem, (unsigned long)r.problem_at, preview);
+        return;
+    }
+    while (lead < n && (p[lead] == ' ' || p[lead] == '\t' || p[lead] == '\n' || p[lead] == '\r')) lead++;
+    while (n > lead && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\n' || p[n - 1] == '\r')) n--;
+    if (c->conn.state == AU__HELLO) { au__hello_answer(c, p + lead, n - lead); return; }
+    if (kind == AU_RPC_INVALID) {
+        char preview[100];
+        au__printable(preview, sizeof preview, p, n);
+        au__log(c, AU_LOG_WARN, "daemon_not_jsonrpc", "dropped a message from the daemon that is not JSON-RPC (%s): %s", r.problem, preview);
+        return;
+    }
+    if (kind == AU_RPC_RESPONSE && au__shim_take(c, r.id, &shim_id)) {
+        au__replay_answer(c, &r, shim_id);              /* answers to our own requests never reach the client */
+        return;
+    }
+    if (kind == AU_RPC_RESPONSE) {
+        au__req *q = au__req_lookup(c, r.id);
+        if (!q || !q->sent) {
+            char id[80];
+            au__printable(id, sizeof id, r.id.p, r.id.len);
+            au__log(c, AU_LOG_WARN, "answer_unknown", "dropped an answer from the daemon for id %s: no request with that id is waiting", id);
+            return;
+        }
+        if (q->role == AU_ROLE_INITIALIZE) {
+            if (r.result.p) {                          /* the session to carry over */
+                au__buf_set(&c->mcp.init_result, r.result.p, r.result.len);
+                au__buf_set(&c->mcp.daemon_result, r.result.p, r.result.len);
+                c->mcp.init_minimal = 0;
+                c->mcp.init_state = AU__INIT_ANSWERED;
+                c->mcp.session_up = 1;
+                au__save_result(c, r.result);
+            } else c->mcp.init_state = AU__INIT_NONE;
+        }
+        au__req_free(c, q);
+    } else if (kind == AU_RPC_REQUEST && au__mcp(c)) au__dreq_add(c, r.id);
+    if (c->stdout_dead) return;
+    if (r.multiline) {                                 /* pretty-printed: one line, same meaning */
+        folded = AU__ARENA(c)->len;
+        if (au__buf_append(AU__ARENA(c), p + lead, n - lead) != AU_OK) {
+            au__log(c, AU_LOG_ERROR, "oom", "out of memory folding a %lu-byte message; dropped", (unsigned long)n);
+            return;
+        }
+        au_json_fold((char *)AU__ARENA(c)->p + folded, n - lead);
+        au__act_arena(c, AU_ACT_STDOUT, folded);
+    } else au__act_ref(c, AU_ACT_STDOUT, p + lead, n - lead);
+}
+
+/* ---- the process's life ---- */
+static void au__finish(au_core *c, double wait) {
+    c->phase = AU__CLOSING;
+    c->phase_deadline = c->now + au__ms(wait);
+    if (c->conn.state >= AU__HELLO) {
+        au__act *a = au__act_new(c, AU_ACT_CLOSE);
+        if (a) a->code = AU_CLOSE_NORMAL;
+    } else {
+        if (c->conn.state == AU__CONNECTING) au__act_new(c, AU_ACT_DROP);
+        c->conn.state = AU__DOWN;
+        c->phase = AU__DONE;
+    }
+}
+static void au__drop_queue(au_core *c) {
+    while (c->q.head) {
+        au__msg *m = c->q.head;
+        if (m->req) au__req_free(c, m->req);
+        else { au__q_unlink(c, m); au__retire(c, m); }
+    }
+}
+static void au__check_exit(au_core *c) {
+    if (c->phase >= AU__CLOSING) return;
+    if (c->stdout_dead) { au__finish(c, 0.1); return; }
+    if (!c->stdin_eof) return;
+    if (!c->q.count && !c->reqs.inflight) { au__finish(c, 0.1); return; }
+    if (c->conn.state == AU__DOWN) {
+        au__log(c, AU_LOG_WARN, "eof_dropped", "stdin closed while the daemon is down: %lu queued message%s dropped (the client is gone)",
+                (unsigned long)c->q.count, c->q.count == 1 ? "" : "s");
+        au__drop_queue(c);
+        au__finish(c, 0.1);
+        return;
+    }
+    if (c->phase == AU__RUN) {
+        c->phase = AU__DRAIN;
+        c->phase_deadline = c->now + au__ms(c->d.drain_timeout);
+        au__log(c, AU_LOG_DEBUG, "draining", "stdin closed; waiting up to %.3g s for %lu answer%s", c->d.drain_timeout,
+                (unsigned long)(c->reqs.inflight + c->q.count), c->reqs.inflight + c->q.count == 1 ? "" : "s");
+    }
+}
+/* the oldest queued request that a queue timeout applies to */
+static au__msg *au__oldest_timed(const au_core *c) {
+    au__msg *m;
+    for (m = c->q.head; m; m = m->next)
+        if (m->req && !(m->req->flags & AU_METHOD_WAITS)) return m;
+    return NULL;
+}
+/* every deadline, from the state it follows */
+static void au__arm(au_core *c) {
+    int64_t *t = c->timers;
+    int k, live = c->conn.state >= AU__HELLO && c->phase < AU__CLOSING;
+    au__msg *m;
+    au__req *ip = c->mcp.init_pending;
+    for (k = 0; k < AU__T_COUNT; k++) t[k] = -1;
+    if (c->phase == AU__DONE) return;
+    if (c->phase != AU__RUN) t[AU__T_PHASE] = c->phase_deadline;
+    if (c->phase >= AU__CLOSING) return;
+    if (c->conn.state == AU__DOWN) t[AU__T_RETRY] = c->conn.retry_at;
+    if (c->conn.state == AU__HELLO || c->conn.state == AU__REPLAY) {
+        double bound = c->d.setup_timeout;
+        if (c->conn.state == AU__HELLO && c->d.hello_ack_timeout > 0 && c->d.hello_ack_timeout < bound) bound = c->d.hello_ack_timeout;
+        t[AU__T_SETUP] = c->conn.setup_since + au__ms(bound);
+    }
+    if (live && !c->conn.paused && c->d.ping_interval > 0) {   /* any frame is life, in every phase */
+        if (!c->conn.ping_sent_at) t[AU__T_KEEPALIVE] = c->conn.last_rx + au__ms(c->d.ping_interval);
+        else if (c->d.ping_timeout > 0) t[AU__T_KEEPALIVE] = c->conn.ping_sent_at + au__ms(c->d.ping_timeout);
+    }
+    if (c->conn.state == AU__UP && !c->conn.healthy) t[AU__T_HEALTHY] = c->conn.up_since + au__ms(c->d.healthy_after);
+    if ((m = au__oldest_timed(c)) != NULL) t[AU__T_QUEUE] = m->t + au__ms(c->d.queue_timeout);
+    if (ip && !ip->sent && ip->msg && c->d.init_grace > 0) t[AU__T_INIT_GRACE] = ip->msg->t + au__ms(c->d.init_grace);
+}
+static void au__after(au_core *c) {
+    au__check_exit(c);
+    au__arm(c);
+}
+static void au__before(au_core *c, int64_t now) {
+    if (c->act.next >= c->act.count) au__act_reset(c);   /* the driver took every action */
+    if (now > c->now) c->now = now;                        /* the core's clock never runs back */
+}
+static int au__due(const au_core *c, int k) { return c->timers[k] >= 0 && c->now >= c->timers[k]; }
+static void au__queue_timeouts(au_core *c) {
+    au__msg *m, *next;
+    for (m = c->q.head; m; m = next) {
+        next = m->next;
+        if (m->req && !(m->req->flags & AU_METHOD_WAITS) && c->now - m->t >= au__ms(c->d.queue_timeout)) {
+            char msg[512], data[96];
+            double down = au__secs(c->now - c->conn.down_since);
+            if (c->conn.refused) {
+                snprintf(msg, sizeof msg, "alwaysup: the daemon at %.150s refused the session (%u attempt%s over %.1f s): %.250s",
+                         c->d.daemon_name, c->conn.attempts, c->conn.attempts == 1 ? "" : "s", down, c->conn.last_error);
+                snprintf(data, sizeof data, "{\"reason\":\"daemon_refused\",\"attempts\":%u,\"down_seconds\":%.1f}",
+                         c->conn.attempts, down);
+            } else {
+                snprintf(msg, sizeof msg, "alwaysup: the daemon at %.150s is unreachable (%u attempt%s over %.1f s; last error: %.200s)",
+                         c->d.daemon_name, c->conn.attempts, c->conn.attempts == 1 ? "" : "s", down,
+                         c->conn.last_error[0] ? c->conn.last_error : "none yet");
+                snprintf(data, sizeof data, "{\"reason\":\"daemon_unreachable\",\"attempts\":%u,\"down_seconds\":%.1f}",
+                         c->conn.attempts, down);
+            }
+            au__log(c, AU_LOG_WARN, "queue_timeout", "request %s (id %.40s) waited %.1f s for the daemon; answered with an error",
+                    m->req->method, m->req->id, au__secs(c->now - m->t));
+            au__req_fail(c, m->req, msg, data);
+        }
+    }
+}
+
+/* ---- public core API ---- */
+ALWAYSUP_DEF int au_core_init(au_core *c, const au_core_desc *desc, int64_t now) {
+    au_core_desc *d = &c->d;
+    memset(c, 0, sizeof *c);
+    if (desc) *d = *desc;
+    if (!d->daemon_name) d->daemon_name = "the daemon";
+    if (!(d->setup_timeout > 0)) d->setup_timeout = AU_DEFAULT_SETUP_TIMEOUT;
+    if (!(d->healthy_after > 0)) d->healthy_after = AU_DEFAULT_HEALTHY_AFTER;
+    if (d->ping_interval == 0) d->ping_interval = AU_DEFAULT_PING_INTERVAL;
+    if (d->ping_timeout == 0) d->ping_timeout = AU_DEFAULT_PING_TIMEOUT;
+    if (!(d->queue_timeout > 0)) d->queue_timeout = AU_DEFAULT_QUEUE_TIMEOUT;
+    if (!d->queue_max_bytes) d->queue_max_bytes = AU_DEFAULT_QUEUE_MAX_BYTES;
+    if (!d->queue_max_count) d->queue_max_count = AU_DEFAULT_QUEUE_MAX_COUNT;
+    if (!d->max_pending) d->max_pending = AU_DEFAULT_MAX_PENDING;
+    if (!(d->drain_timeout > 0)) d->drain_timeout = AU_DEFAULT_DRAIN_TIMEOUT;
+    if (!(d->close_timeout > 0)) d->close_timeout = AU_DEFAULT_CLOSE_TIMEOUT;
+    if (d->resend_max == 0) d->resend_max = AU_DEFAULT_RESEND_MAX;
+    if (d->resend_max < 0) d->resend_max = 0;
+    if (d->init_grace == 0) d->init_grace = AU_DEFAULT_INIT_GRACE;
+    if (d->hello_ack_timeout == 0) d->hello_ack_timeout = d->setup_timeout;
+    if (d->log_level <= 0) d->log_level = AU_LOG_INFO;
+    if (!d->methods) d->methods = au_mcp_methods(&d->num_methods);
+    if (d->hello) {
+        au_jsonrpc j;
+        if (au_jsonrpc_scan(d->hello, strlen(d->hello), &j) < 0) return AU_EINVAL;
+    }
+    d->remembered = NULL;
+    if (desc && desc->remembered && desc->remembered_len) {
+        au_jsonrpc j;
+        if (au_jsonrpc_scan(desc->remembered, desc->remembered_len, &j) >= 0 && desc->remembered[0] == '{')
+            au__buf_set(&c->mcp.remembered, desc->remembered, desc->remembered_len);
+    }
+    d->remembered_len = 0;
+    au_backoff_init(&c->backoff, &d->backoff);
+    if (au__req_grow(c) != AU_OK) return AU_ENOMEM;
+    c->now = now;
+    c->mcp.shim_next = 1;
+    c->conn.down_since = now;
+    c->conn.retry_at = now;                    /* first attempt at once */
+    c->conn.last_early = now - AU__EARLY_GAP;
+    c->conn.state = AU__DOWN;
+    c->phase = AU__RUN;
+    au__arm(c);
+    return AU_OK;
+}
+ALWAYSUP_DEF void au_core_free(au_core *c) {
+    size_t i;
+    for (i = 0; i < c->reqs.cap; i++)
+        while (c->reqs.tab[i]) au__req_free(c, c->reqs.tab[i]);
+    au__drop_queue(c);
+    au__act_reset(c);
+    ALWAYSUP_FREE(c->reqs.tab);
+    ALWAYSUP_FREE(c->act.list);
+    au__buf_free(&c->act.arena);
+    au__buf_free(&c->scratch);
+    au__buf_free(&c->mcp.init_req);
+    au__buf_free(&c->mcp.init_result);
+    au__buf_free(&c->mcp.daemon_result);
+    au__buf_free(&c->mcp.remembered);
+    au__buf_free(&c->mcp.set_level);
+    au__buf_free(&c->mcp.subs);
+    au__buf_free(&c->mcp.shim_ids);
+    while (c->dreqs) au__dreq_unlink(c, &c->dreqs);
+    memset(c, 0, sizeof *c);
+}
+ALWAYSUP_DEF void au_core_client_line(au_core *c, const char *line, size_t len, int64_t now) {
+    au__before(c, now);
+    if (c->phase < AU__CLOSING) au__client_line(c, line, len);
+    au__after(c);
+}
+ALWAYSUP_DEF void au_core_client_too_long(au_core *c, const char *head, size_t head_len, uint64_t limit, int64_t now) {
+    au_jsonrpc r;
+    char msg[160];
+    int ok;
+    au__before(c, now);
+    au_jsonrpc_scan(head, head_len, &r);                /* the id, if it came before the cut */
+    ok = au__id_usable(r.id);
+    snprintf(msg, sizeof msg, "Invalid Request: message over the %llu-byte limit (--max-message)", (unsigned long long)limit);
+    au__log(c, AU_LOG_WARN, "stdin_too_long", "stdin: a line over %llu bytes was skipped%s", (unsigned long long)limit,
+            ok ? " and answered with an error" : "");
+    au__reply_error(c, ok ? r.id.p : NULL, ok ? r.id.len : 0, -32600, msg, NULL);
+    au__after(c);
+}
+ALWAYSUP_DEF void au_core_client_eof(au_core *c, int64_t now) {
+    au__before(c, now);
+    if (!c->stdin_eof) au__log(c, AU_LOG_DEBUG, "eof", "stdin closed");
+    c->stdin_eof = 1;
+    au__after(c);
+}
+ALWAYSUP_DEF void au_core_client_gone(au_core *c, int64_t now) {
+    au__before(c, now);
+    if (!c->stdout_dead) au__log(c, AU_LOG_WARN, "stdout_closed", "stdout is closed: the client went away");
+    c->stdout_dead = 1;
+    au__after(c);
+}
+ALWAYSUP_DEF void au_core_daemon_up(au_core *c, const char *peer, int64_t now) {
+    au__before(c, now);
+    if (c->conn.state != AU__CONNECTING) { au__after(c); return; }    /* not asked for: ignored */
+    c->conn.gen++;
+    c->mcp.session_up = 0;
+    c->conn.last_rx = c->now;
+    c->conn.ping_sent_at = 0;
+    c->conn.setup_since = c->now;
+    snprintf(c->conn.peer, sizeof c->conn.peer, "%s", peer ? peer : "");
+    if (c->d.hello) {
+        au__act_ref(c, AU_ACT_SEND, c->d.hello, strlen(c->d.hello));
+        if (c->d.hello_ack_timeout > 0) { c->conn.state = AU__HELLO; au__after(c); return; }
+    }
+    c->conn.state = AU__REPLAY;                         /* until begin_session says otherwise */
+    au__begin_session(c);
+    au__after(c);
+}
+ALWAYSUP_DEF void au_core_daemon_message(au_core *c, const char *data, size_t len, int binary, int64_t now) {
+    au__before(c, now);
+    c->conn.last_rx = c->now;
+    c->conn.ping_sent_at = 0;
+    if (c->conn.state >= AU__HELLO) au__daemon_message(c, data, len, binary);
+    au__after(c);
+}
+ALWAYSUP_DEF void au_core_daemon_alive(au_core *c, int64_t now) {
+    au__before(c, now);
+    c->conn.last_rx = c->now;
+    c->conn.ping_sent_at = 0;                           /* anything after the ping answers it */
+    au__arm(c);
+}
+ALWAYSUP_DEF void au_core_daemon_down(au_core *c, const char *why, int64_t now) {
+    au__before(c, now);
+    if (c->phase >= AU__CLOSING) {                      /* the close we asked for */
+        c->conn.state = AU__DOWN;
+        if (c->phase == AU__CLOSING) c->phase = AU__DONE;
+    } else if (c->conn.state != AU__DOWN) au__on_down(c, why && why[0] ? why : "connection ended", 0);
+    au__after(c);
+}
+ALWAYSUP_DEF void au_core_pause(au_core *c, int paused, int64_t now) {
+    au__before(c, now);
+    c->conn.paused = paused != 0;
+    au__arm(c);
+}
+ALWAYSUP_DEF void au_core_stop(au_core *c, int64_t now) {
+    size_t i;
+    au__before(c, now);
+    if (c->phase >= AU__CLOSING) {                      /* asked twice: go now */
+        if (c->conn.state != AU__DOWN && c->phase != AU__DONE) au__act_new(c, AU_ACT_DROP);
+        c->conn.state = AU__DOWN;
+        c->phase = AU__DONE;
+        au__arm(c);
+        return;
+    }
+    au__log(c, AU_LOG_INFO, "stopping", "stopping: %lu pending request%s answered with an error", (unsigned long)c->reqs.count,
+            c->reqs.count == 1 ? "" : "s");
+    for (i = 0; i < c->reqs.cap; i++)
+        while (c->reqs.tab[i]) au__req_fail(c, c->reqs.tab[i], "alwaysup is shutting down; the request was not answered", NULL);
+    au__drop_queue(c);
+    au__finish(c, c->d.close_timeout);
+    au__after(c);
+}
+ALWAYSUP_DEF void au_core_timeout(au_core *c, int64_t now) {
+    au__before(c, now);
+    if (au__due(c, AU__T_PHASE)) {
+        if (c->phase == AU__DRAIN) {
+            au__log(c, AU_LOG_WARN, "drain_timeout", "drain timeout: %lu request%s still unanswered after stdin closed",
+                    (unsigned long)c->reqs.count, c->reqs.count == 1 ? "" : "s");
+            au__finish(c, 0.1);
+        } else {
+            if (c->conn.state != AU__DOWN) au__act_new(c, AU_ACT_DROP);
+            c->conn.state = AU__DOWN;
+            c->phase = AU__DONE;
+        }
+        au__arm(c);
+        return;
+    }
+    if (au__due(c, AU__T_RETRY)) {
+        c->conn.state = AU__CONNECTING;
+        c->conn.attempts++;
+        au__log(c, AU_LOG_DEBUG, "connecting", "connecting to %s (attempt %u)", c->d.daemon_name, c->conn.attempts);
+        au__act_new(c, AU_ACT_CONNECT);
+        au__arm(c);
+    }
+    if (au__due(c, AU__T_SETUP)) {
+        char why[200];
+        snprintf(why, sizeof why, "no answer to the %s within %.3g s", c->conn.state == AU__HELLO ? "hello" : "replayed initialize",
+                 au__secs(c->now - c->conn.setup_since));
+        au__fail_attempt(c, why, 0);
+        au__arm(c);
+    }
+    if (au__due(c, AU__T_INIT_GRACE) && c->mcp.init_pending) { au__init_locally(c); au__arm(c); }
+    if (au__due(c, AU__T_HEALTHY)) {
+        au_backoff_reset(&c->backoff);                  /* proven healthy: a later drop starts the schedule over */
+        c->conn.healthy = 1;
+    }
+    if (au__due(c, AU__T_KEEPALIVE)) {
+        if (!c->conn.ping_sent_at) {
+            au__act_ref(c, AU_ACT_PING, "alwaysup", 8);
+            c->conn.ping_sent_at = c->now;
+        } else {
+            char why[160];
+            snprintf(why, sizeof why, "nothing received for %.3g s after a ping: the daemon seems frozen",
+                     au__secs(c->now - c->conn.last_rx));
+            au__fail_attempt(c, why, 0);
+        }
+        au__arm(c);
+    }
+    if (au__due(c, AU__T_QUEUE)) au__queue_timeouts(c);
+    au__after(c);
+}
+ALWAYSUP_DEF int64_t au_core_deadline(const au_core *c) {
+    int64_t next = -1;
+    int k;
+    for (k = 0; k < AU__T_COUNT; k++)
+        if (c->timers[k] >= 0 && (next < 0 || c->timers[k] < next)) next = c->timers[k];
+    return next;
+}
+ALWAYSUP_DEF int au_core_wants_client(const au_core *c) {
+    return c->phase == AU__RUN && !c->stdin_eof && !au__queue_full(c) && c->reqs.count < c->d.max_pending;
+}
+ALWAYSUP_DEF int au_core_finished(const au_core *c) { return c->phase == AU__DONE; }
+ALWAYSUP_DEF int au_core_connected(const au_core *c) { return c->conn.state == AU__UP; }
+
+/* ========================================================================
+   Layer 3: operating system
    ======================================================================== */
 
 ALWAYSUP_DEF int au_random_bytes(void *buf, size_t len) {
@@ -2304,7 +3817,6 @@ ALWAYSUP_DEF int64_t au_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 #endif
 }
-static int64_t au__ms(double seconds) { return (int64_t)(seconds * 1000.0 + 0.5); }
 
 ALWAYSUP_DEF int au_poll(au_pollfd *fds, int n, int timeout_ms) {
 #if defined(_WIN32)
@@ -2743,14 +4255,9 @@ ALWAYSUP_DEF void au_client_free(au_client *c) {
 }
 
 /* ========================================================================
-   Layer 3: the bridge (stdio <-> WebSocket, never gives up)
+   Layer 4: the bridge, a thin driver around the core: stdio, one au_client,
+   the poll loop, the state file and the log. Every decision is the core's.
    ======================================================================== */
-#if defined(__GNUC__) || defined(__clang__)
-#  define AU__PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#  define AU__PRINTF(a, b)
-#endif
-
 #if defined(_WIN32)
 static long au__fd_read(au_socket_t fd, void *buf, size_t n) { return (long)recv((SOCKET)fd, (char *)buf, (int)AU__MIN(n, (size_t)1 << 30), 0); }
 static long au__fd_write(au_socket_t fd, const void *buf, size_t n) { return (long)send((SOCKET)fd, (const char *)buf, (int)AU__MIN(n, (size_t)1 << 30), 0); }
@@ -2761,58 +4268,22 @@ static long au__fd_write(au_socket_t fd, const void *buf, size_t n) { return (lo
 #  define AU__FD_ERRNO() errno
 #endif
 
-/* the daemon connection: HELLO waits for the --hello answer, REPLAY for the
-   answers to the replayed session; only UP carries the client's traffic */
-enum { AU__DOWN, AU__CONNECTING, AU__HELLO, AU__REPLAY, AU__UP };
-enum { AU__INIT_NONE, AU__INIT_PENDING, AU__INIT_ANSWERED, AU__INIT_LOCAL };   /* the client's initialize */
-enum { AU__RUN, AU__DRAIN, AU__CLOSING, AU__DONE };   /* the process */
 /* stdin reads start small (memory at rest) and double, up to 1 MiB, while
    reads come back full: big lines then move in few reads */
 #define AU__STDIN_MIN ((size_t)32 << 10)
 #define AU__STDIN_MAX ((size_t)1 << 20)
 #define AU__BACKLOG ((size_t)8 << 20)    /* unsent bytes that pause the reading side */
-#define AU__EARLY_GAP 250                /* ms between attempts a client message may trigger */
+#define AU__EMIT_BATCH ((size_t)64 << 10)   /* messages this big are written from where they lie */
 
-struct au__msg {                          /* a client message waiting for the daemon */
-    au__msg *prev, *next;
-    au__req *req;                         /* set when the message is a request */
-    int64_t t;                            /* when the client sent it */
-    size_t len;
-    char *data;                           /* stored right after this struct */
-};
-struct au__req {                          /* a client request not answered yet */
-    au__req *next;                        /* hash chain */
-    au__msg *msg;                         /* queued, or kept to re-send if safe */
-    uint64_t seq;
-    int64_t t;
-    int sent, safe, is_init;
-    int resends;                          /* times re-sent after a lost connection */
-    size_t method_len;
-    uint32_t hash;
-    size_t key_len, id_len;
-    char *key, *id;                       /* canonical key and the raw token */
-    char method[64];
-};
-
-struct au__dreq {                         /* a daemon request the client has not answered */
-    au__dreq *next;
-    unsigned gen;                         /* the connection it came on */
-    int cancelled;                        /* that connection died; the client was told */
-    int64_t t;
-    size_t key_len, id_len;
-    char *key, *id;
-};
-
-static void au__log(au_bridge *b, int level, const char *fmt, ...) AU__PRINTF(3, 4);
-static void au__log(au_bridge *b, int level, const char *fmt, ...) {
+static void au__log_line(au_bridge *b, int level, const char *msg, size_t len) {
     static const char *const names[5] = { "", "error", "warn", "info", "debug" };
-    char msg[768], line[900], ts[64];
-    va_list ap;
-    if (level > b->d.log_level) return;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (b->d.log) { b->d.log(b->d.log_user, level, msg); }
+    char line[900], ts[64];
+    if (level < AU_LOG_ERROR || level > AU_LOG_DEBUG || level > b->d.log_level) return;
+    if (b->d.log) {
+        char text[800];
+        snprintf(text, sizeof text, "%.*s", (int)AU__MIN(len, sizeof text - 1), msg);
+        b->d.log(b->d.log_user, level, text);
+    }
     {
 #if defined(_WIN32)
         SYSTEMTIME st;
@@ -2828,28 +4299,24 @@ static void au__log(au_bridge *b, int level, const char *fmt, ...) {
                  tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now.tv_nsec / 1000000));
 #endif
     }
-    snprintf(line, sizeof line, "%s alwaysup %s: %s\n", ts, names[level], msg);
+    snprintf(line, sizeof line, "%s alwaysup %s: %.*s\n", ts, names[level], (int)AU__MIN(len, (size_t)800), msg);
     if (!b->d.log) { fputs(line, stderr); fflush(stderr); }   /* the Windows CRT buffers a redirected stderr */
     if (b->log_file) { fputs(line, (FILE *)b->log_file); fflush((FILE *)b->log_file); }
 }
-static double au__secs(int64_t ms) { return (double)ms / 1000.0; }
-
-/* appends text as the body of a JSON string */
-static void au__json_escape(au__buf *o, const char *s, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char e[8];
-        if (c == '"' || c == '\\') { e[0] = '\\'; e[1] = (char)c; au__buf_append(o, e, 2); }
-        else if (c < 0x20) { snprintf(e, sizeof e, "\\u%04x", c); au__buf_append(o, e, 6); }
-        else au__buf_append(o, s + i, 1);
-    }
+static void au__blog(au_bridge *b, int level, const char *fmt, ...) AU__PRINTF(3, 4);
+static void au__blog(au_bridge *b, int level, const char *fmt, ...) {
+    char msg[768];
+    int n;
+    va_list ap;
+    va_start(ap, fmt);
+    n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n > 0) au__log_line(b, level, msg, AU__MIN((size_t)n, sizeof msg - 1));
 }
 
 /* ---- stdout: only whole JSON-RPC lines ever go there ---- */
 static void au__stdout_closed(au_bridge *b) {
-    if (!b->stdout_dead) au__log(b, AU_LOG_WARN, "stdout is closed: the client went away");
-    b->stdout_dead = 1;
+    b->stdout_dead = 1;                  /* the core hears of it once the current actions are taken */
     b->big = NULL;
 }
 /* writes a big message's rest (and its newline) from where it lies */
@@ -2889,7 +4356,7 @@ static void au__flush_stdout(au_bridge *b) {
     au__buf_clear(&b->out);
     au__flush_big(b);
 }
-/* the client connection is about to go, and with it the memory a pending
+/* the daemon connection is about to go, and with it the memory a pending
    big message lies in: copy what is left */
 static void au__own_output(au_bridge *b) {
     if (!b->big) return;
@@ -2901,18 +4368,15 @@ static void au__own_output(au_bridge *b) {
 static int au__stdout_blocked(const au_bridge *b) {
     return b->big != NULL || b->out.len - b->out.off >= AU__BACKLOG;
 }
-/* every drop of the connection goes through here */
-static void au__drop(au_bridge *b) {
-    au__own_output(b);
-    au_client_drop(&b->client);
-}
 /* Small messages gather in b->out and go out in one write at the end of the
-   step; a big one is written straight from where it lies. */
-#define AU__EMIT_BATCH ((size_t)64 << 10)
+   step; a big one is written straight from where it lies. The core's
+   STDOUT data for a daemon message is that message itself, which stays in
+   the client's buffer until the client is polled again, and it is not
+   polled while a big message waits: written from where it lies. */
 static void au__emit(au_bridge *b, const char *p, size_t n) {
     if (b->stdout_dead) return;
     if (n >= AU__EMIT_BATCH && (b->out.len > b->out.off || b->big)) au__flush_stdout(b);
-    if (n >= AU__EMIT_BATCH && b->out.len == b->out.off && !b->big) {   /* written from where it lies */
+    if (n >= AU__EMIT_BATCH && b->out.len == b->out.off && !b->big && p >= b->msg_p && p + n <= b->msg_end) {
         b->big = (const uint8_t *)p;
         b->big_len = n;
         b->big_off = 0;
@@ -2922,345 +4386,9 @@ static void au__emit(au_bridge *b, const char *p, size_t n) {
     au__buf_append(&b->out, p, n);
     au__buf_append(&b->out, AU__LIT("\n"));
 }
-/* the shim's own answer to a client request */
-static void au__reply_error(au_bridge *b, const char *id, size_t id_len, int code, const char *message,
-                            const char *data_json) {
-    au__buf o;
-    char num[32];
-    memset(&o, 0, sizeof o);
-    au__buf_append(&o, AU__LIT("{\"jsonrpc\":\"2.0\",\"id\":"));
-    if (id && id_len) au__buf_append(&o, id, id_len);
-    else au__buf_append(&o, AU__LIT("null"));
-    snprintf(num, sizeof num, ",\"error\":{\"code\":%d", code);
-    au__buf_append(&o, num, strlen(num));
-    au__buf_append(&o, AU__LIT(",\"message\":\""));
-    au__json_escape(&o, message, strlen(message));
-    au__buf_append(&o, AU__LIT("\""));
-    if (data_json) { au__buf_append(&o, AU__LIT(",\"data\":")); au__buf_append(&o, data_json, strlen(data_json)); }
-    au__buf_append(&o, AU__LIT("}}"));
-    if (o.p) au__emit(b, (const char *)o.p, o.len);
-    au__buf_free(&o);
-}
 
-/* ---- client requests by id ---- */
-static uint32_t au__fnv(const char *p, size_t n) {
-    uint32_t h = 2166136261u;
-    size_t i;
-    for (i = 0; i < n; i++) { h ^= (uint8_t)p[i]; h *= 16777619u; }
-    return h;
-}
-/* Ids compare by value: "a\/b" and "a/b" are one id. out needs id.len + 1. */
-static size_t au__id_key(au_tok id, char *out) {
-    const char *p, *end;
-    size_t o = 1;
-    if (id.p[0] != '"') { out[0] = 'n'; memcpy(out + 1, id.p, id.len); return id.len + 1; }
-    out[0] = 's';
-    p = id.p + 1;
-    end = id.p + id.len - 1;
-    while (p < end) {
-        uint8_t u[4];
-        size_t adv, k = au__js_unescape1(p, end, u, &adv);
-        memcpy(out + o, u, k);
-        o += k;
-        p += adv;
-    }
-    return o;
-}
-static size_t au__method_name(au_tok m, char *out, size_t cap) {
-    const char *p = m.p + 1, *end = m.p + m.len - 1;
-    size_t o = 0;
-    if ((size_t)(end - p) < cap && !memchr(p, '\\', (size_t)(end - p))) {   /* as written */
-        o = (size_t)(end - p);
-        memcpy(out, p, o);
-        out[o] = 0;
-        return o;
-    }
-    while (p < end && o + 4 < cap) {
-        uint8_t u[4];
-        size_t adv, k = au__js_unescape1(p, end, u, &adv);
-        memcpy(out + o, u, k);
-        o += k;
-        p += adv;
-    }
-    out[o] = 0;
-    return o;
-}
-/* methods a new daemon may run again without harm */
-static int au__method_is(const char *m, size_t n, const char *name, size_t name_len) {
-    return n == name_len && memcmp(m, name, n) == 0;
-}
-static int au__method_safe(const char *m, size_t n) {
-    return au__method_is(m, n, AU__LIT("ping")) || au__method_is(m, n, AU__LIT("initialize")) ||
-           au__method_is(m, n, AU__LIT("resources/read")) || au__method_is(m, n, AU__LIT("prompts/get")) ||
-           au__method_is(m, n, AU__LIT("completion/complete")) || au__method_is(m, n, AU__LIT("logging/setLevel")) ||
-           (n >= 5 && memcmp(m + n - 5, "/list", 5) == 0);
-}
-static au__req *au__req_find(au_bridge *b, const char *key, size_t len, uint32_t h) {
-    au__req *r;
-    if (!b->reqs_cap) return NULL;
-    for (r = b->reqs[h & (b->reqs_cap - 1)]; r; r = r->next)
-        if (r->hash == h && r->key_len == len && memcmp(r->key, key, len) == 0) return r;
-    return NULL;
-}
-static au__req *au__req_lookup(au_bridge *b, au_tok id) {
-    char small[128], *key = id.len < sizeof small ? small : (char *)ALWAYSUP_REALLOC(NULL, id.len + 1);
-    au__req *r = NULL;
-    if (key) {
-        size_t n = au__id_key(id, key);
-        r = au__req_find(b, key, n, au__fnv(key, n));
-        if (key != small) ALWAYSUP_FREE(key);
-    }
-    return r;
-}
-static int au__req_grow(au_bridge *b) {
-    size_t cap = b->reqs_cap ? b->reqs_cap * 2 : 64, i;
-    au__req **t = (au__req **)ALWAYSUP_REALLOC(NULL, cap * sizeof *t);
-    if (!t) return AU_ENOMEM;
-    memset(t, 0, cap * sizeof *t);
-    for (i = 0; i < b->reqs_cap; i++) {
-        au__req *r = b->reqs[i];
-        while (r) {
-            au__req *next = r->next;
-            r->next = t[r->hash & (cap - 1)];
-            t[r->hash & (cap - 1)] = r;
-            r = next;
-        }
-    }
-    ALWAYSUP_FREE(b->reqs);
-    b->reqs = t;
-    b->reqs_cap = cap;
-    return AU_OK;
-}
-/* NULL with *dup set when a pending request already has this id */
-static au__req *au__req_new(au_bridge *b, au_tok id, au_tok method, int *dup) {
-    au__req *r;
-    *dup = 0;
-    if ((b->reqs_count + 1) * 4 > b->reqs_cap * 3 && au__req_grow(b) != AU_OK) return NULL;   /* load <= 3/4 */
-    r = (au__req *)ALWAYSUP_REALLOC(NULL, sizeof *r + 2 * id.len + 3);
-    if (!r) return NULL;
-    memset(r, 0, sizeof *r);
-    r->key = (char *)(r + 1);
-    r->key_len = au__id_key(id, r->key);
-    r->hash = au__fnv(r->key, r->key_len);
-    if (au__req_find(b, r->key, r->key_len, r->hash)) { *dup = 1; ALWAYSUP_FREE(r); return NULL; }
-    r->id = r->key + id.len + 1;
-    memcpy(r->id, id.p, id.len);
-    r->id[id.len] = 0;
-    r->id_len = id.len;
-    r->method_len = au__method_name(method, r->method, sizeof r->method);
-    r->safe = au__method_safe(r->method, r->method_len);
-    r->seq = ++b->seq;
-    r->t = b->now;
-    r->next = b->reqs[r->hash & (b->reqs_cap - 1)];
-    b->reqs[r->hash & (b->reqs_cap - 1)] = r;
-    b->reqs_count++;
-    return r;
-}
-static void au__q_unlink(au_bridge *b, au__msg *m);
-static void au__req_free(au_bridge *b, au__req *r) {
-    au__req **pp = &b->reqs[r->hash & (b->reqs_cap - 1)];
-    while (*pp != r) pp = &(*pp)->next;
-    *pp = r->next;
-    b->reqs_count--;
-    if (r->sent) b->inflight--;
-    if (r == b->init_pending) b->init_pending = NULL;
-    if (r->msg) {
-        if (!r->sent) au__q_unlink(b, r->msg);     /* still queued */
-        ALWAYSUP_FREE(r->msg);
-    }
-    ALWAYSUP_FREE(r);
-}
-/* answers a pending request with an error and forgets it */
-static void au__req_fail(au_bridge *b, au__req *r, const char *message, const char *data_json) {
-    au__reply_error(b, r->id, r->id_len, -32000, message, data_json);
-    au__req_free(b, r);
-}
-
-/* ---- the queue of client messages waiting for the daemon ---- */
-static au__msg *au__msg_new(const char *data, size_t len) {
-    au__msg *m = (au__msg *)ALWAYSUP_REALLOC(NULL, sizeof *m + len);
-    if (!m) return NULL;
-    memset(m, 0, sizeof *m);
-    m->data = (char *)(m + 1);
-    memcpy(m->data, data, len);
-    m->len = len;
-    return m;
-}
-static void au__q_insert(au_bridge *b, au__msg *m, au__msg *before) {
-    m->next = before;
-    m->prev = before ? before->prev : b->q_tail;
-    if (m->prev) m->prev->next = m; else b->q_head = m;
-    if (before) before->prev = m; else b->q_tail = m;
-    b->q_bytes += m->len;
-    b->q_count++;
-}
-static void au__q_unlink(au_bridge *b, au__msg *m) {
-    if (m->prev) m->prev->next = m->next; else b->q_head = m->next;
-    if (m->next) m->next->prev = m->prev; else b->q_tail = m->prev;
-    m->prev = m->next = NULL;
-    b->q_bytes -= m->len;
-    b->q_count--;
-}
-static int au__queue_full(const au_bridge *b) {
-    if (b->conn == AU__UP && au_client_unsent(&b->client) >= AU__BACKLOG) return 1;
-    return b->q_count && (b->q_bytes >= b->d.queue_max_bytes || b->q_count >= b->d.queue_max_count);
-}
-
-/* ---- sending to the daemon ---- */
-/* m: the stored copy if there is one (ownership passes here) */
-static void au__send(au_bridge *b, const char *data, size_t len, au__req *r, au__msg *m) {
-    int sent;
-    if (len >= AU__EMIT_BATCH && data == (const char *)b->lines.buf.p && !(r && r->safe)) {
-        b->lines.buf.len = len;                    /* a big line: its buffer goes to the socket as is */
-        sent = au__client_send_owned(&b->client, AU_OP_TEXT, &b->lines.buf);
-        b->lines.clear = 0;
-    } else sent = au_client_send(&b->client, AU_OP_TEXT, data, len);
-    if (sent != AU_OK) {
-        /* the connection ended under us: the DISCONNECTED event follows */
-        au__log(b, AU_LOG_DEBUG, "send failed: the connection is going down");
-    }
-    if (!r) { ALWAYSUP_FREE(m); return; }
-    r->sent = 1;
-    b->inflight++;
-    if (r->safe) {                              /* keep it to re-send after a reconnect */
-        if (!m) m = au__msg_new(data, len);
-        if (m) m->req = r;
-        r->msg = m;
-    } else {
-        ALWAYSUP_FREE(m);
-        r->msg = NULL;
-    }
-}
-static void au__flush_queue(au_bridge *b) {
-    while (b->q_head && b->conn == AU__UP && au_client_unsent(&b->client) < AU__BACKLOG) {
-        au__msg *m = b->q_head;
-        au__q_unlink(b, m);
-        au__send(b, m->data, m->len, m->req, m);
-    }
-}
-/* a client message while waiting: try now, at most one early attempt per 250 ms */
-static void au__kick(au_bridge *b) {
-    int64_t earliest = b->last_early + AU__EARLY_GAP;
-    if (b->conn != AU__DOWN || b->retry_at <= b->now) return;
-    if (b->now >= earliest) { b->retry_at = b->now; b->last_early = b->now; }
-    else if (earliest < b->retry_at) { b->retry_at = earliest; b->last_early = earliest; }
-}
-static void au__forward(au_bridge *b, const char *line, size_t len, au__req *r) {
-    au__msg *m;
-    if (b->conn == AU__UP && !b->q_head) { au__send(b, line, len, r, NULL); return; }
-    m = au__msg_new(line, len);
-    if (!m) {
-        au__log(b, AU_LOG_ERROR, "out of memory queueing a %lu-byte message", (unsigned long)len);
-        if (r) au__req_fail(b, r, "alwaysup: out of memory while the daemon is unreachable", NULL);
-        return;
-    }
-    m->t = b->now;
-    m->req = r;
-    if (r) r->msg = m;
-    au__q_insert(b, m, NULL);
-    au__kick(b);
-}
-
-/* ---- MCP session memory ---- */
-static int au__mcp(const au_bridge *b) { return !b->d.no_mcp; }
-static void au__buf_set(au__buf *o, const char *p, size_t n) {
-    o->off = o->len = 0;
-    au__buf_append(o, p, n);
-}
-static au_tok au__buf_tok(const au__buf *o) {
-    au_tok t;
-    t.p = (const char *)o->p + o->off;
-    t.len = o->len - o->off;
-    if (!o->p) t.p = NULL;
-    return t;
-}
-/* daemon requests to the client: remembered per connection, so the client's
-   late answers never reach a daemon that did not ask */
-static au__dreq **au__dreq_find(au_bridge *b, au_tok id) {
-    char small[128], *key = id.len < sizeof small ? small : (char *)ALWAYSUP_REALLOC(NULL, id.len + 1);
-    au__dreq **pp = &b->dreqs;
-    size_t n;
-    if (!key) return NULL;
-    n = au__id_key(id, key);
-    for (; *pp; pp = &(*pp)->next)
-        if ((*pp)->key_len == n && memcmp((*pp)->key, key, n) == 0) break;
-    if (key != small) ALWAYSUP_FREE(key);
-    return *pp ? pp : NULL;
-}
-static void au__dreq_unlink(au_bridge *b, au__dreq **pp) {
-    au__dreq *d = *pp;
-    *pp = d->next;
-    b->dreq_count--;
-    ALWAYSUP_FREE(d);
-}
-static void au__dreq_add(au_bridge *b, au_tok id) {
-    au__dreq *d;
-    au__dreq **pp = au__dreq_find(b, id);
-    if (pp) au__dreq_unlink(b, pp);                  /* the daemon reused an id */
-    while (b->dreq_count >= 4096) {                  /* bounded: forget the oldest */
-        for (pp = &b->dreqs; (*pp)->next; pp = &(*pp)->next) {}
-        au__dreq_unlink(b, pp);
-    }
-    d = (au__dreq *)ALWAYSUP_REALLOC(NULL, sizeof *d + 2 * id.len + 3);
-    if (!d) return;
-    memset(d, 0, sizeof *d);
-    d->key = (char *)(d + 1);
-    d->key_len = au__id_key(id, d->key);
-    d->id = d->key + id.len + 1;
-    memcpy(d->id, id.p, id.len);
-    d->id[id.len] = 0;
-    d->id_len = id.len;
-    d->gen = b->conn_gen;
-    d->t = b->now;
-    d->next = b->dreqs;
-    b->dreqs = d;
-    b->dreq_count++;
-}
-/* the connection died: each of its requests to the client is cancelled */
-static void au__dreq_cancel(au_bridge *b, const char *why) {
-    au__dreq **pp = &b->dreqs;
-    while (*pp) {
-        au__dreq *d = *pp;
-        if (d->gen == b->conn_gen && !d->cancelled) {
-            au__buf o;
-            memset(&o, 0, sizeof o);
-            au__buf_append(&o, AU__LIT("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":"));
-            au__buf_append(&o, d->id, d->id_len);
-            au__buf_append(&o, AU__LIT(",\"reason\":\""));
-            au__json_escape(&o, why, strlen(why));
-            au__buf_append(&o, AU__LIT("\"}}"));
-            if (o.p) au__emit(b, (const char *)o.p, o.len);
-            au__buf_free(&o);
-            d->cancelled = 1;
-        }
-        if (d->cancelled && b->now - d->t > 600000) { au__dreq_unlink(b, pp); continue; }   /* 10 min on */
-        pp = &d->next;
-    }
-}
-/* resource subscriptions, kept as one URI token per line */
-static void au__subs_update(au_bridge *b, au_tok params, int add) {
-    au_tok uri;
-    size_t at = 0;
-    if (!au__json_get(params, "uri", &uri) || uri.p[0] != '"') return;
-    while (at < b->subs.len) {
-        uint8_t *nl = (uint8_t *)memchr(b->subs.p + at, '\n', b->subs.len - at);
-        size_t n = (size_t)(nl - (b->subs.p + at));
-        au_tok t;
-        t.p = (const char *)b->subs.p + at;
-        t.len = n;
-        if (au__json_same(t, uri)) {
-            if (add) return;
-            memmove(b->subs.p + at, b->subs.p + at + n + 1, b->subs.len - at - n - 1);
-            b->subs.len -= n + 1;
-            return;
-        }
-        at += n + 1;
-    }
-    if (add) { au__buf_append(&b->subs, uri.p, uri.len); au__buf_append(&b->subs, AU__LIT("\n")); }
-}
-
-/* The last InitializeResult seen from this URL lives in a small file, so a
-   cold start can answer initialize with the daemon's real capabilities. */
+/* ---- the state file: the last InitializeResult seen from this URL, so a
+   cold start can answer initialize with the daemon's real capabilities ---- */
 static int au__state_path(const au_bridge *b, char *out, size_t cap, size_t *dir_len) {
     const char *dir = b->d.state_dir;
     char base[512];
@@ -3286,33 +4414,31 @@ static void au__state_load(au_bridge *b, au__buf *out) {
     char path[600], chunk[4096];
     size_t dl, n;
     FILE *f;
-    au_jsonrpc r;
     out->off = out->len = 0;
     if (!au__state_path(b, path, sizeof path, &dl) || !(f = fopen(path, "rb"))) return;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && out->len < ((size_t)1 << 20)) au__buf_append(out, chunk, n);
     fclose(f);
-    if (!out->len || au_jsonrpc_scan((const char *)out->p, out->len, &r) < 0 || out->p[0] != '{') out->len = 0;
 }
-static void au__state_save(au_bridge *b, au_tok result) {
+static void au__state_save(au_bridge *b, const char *data, size_t len) {
     char path[600], tmp[640];
     size_t dl, i;
     FILE *f;
     if (!au__state_path(b, path, sizeof path, &dl)) return;
     for (i = 1; i <= dl; i++) {                        /* mkdir -p the directory */
         if (i == dl || path[i] == '/' || path[i] == '\\') {
-            char c = path[i];
+            char ch = path[i];
             path[i] = 0;
 #if defined(_WIN32)
             CreateDirectoryA(path, NULL);
 #else
             mkdir(path, 0700);
 #endif
-            path[i] = c;
+            path[i] = ch;
         }
     }
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     if (!(f = fopen(tmp, "wb"))) return;
-    fwrite(result.p, 1, result.len, f);
+    fwrite(data, 1, len, f);
     if (fclose(f) != 0) { remove(tmp); return; }
 #if defined(_WIN32)
     MoveFileExA(tmp, path, MOVEFILE_REPLACE_EXISTING);
@@ -3320,320 +4446,73 @@ static void au__state_save(au_bridge *b, au_tok result) {
     rename(tmp, path);
 #endif
 }
-static void au__send_shim_request(au_bridge *b, const char *method, const char *params, size_t plen) {
-    char head[160];
-    int n = snprintf(head, sizeof head, "{\"jsonrpc\":\"2.0\",\"id\":\"%s%llu\",\"method\":\"%s\"", b->id_prefix,
-                     (unsigned long long)++b->shim_seq, method);
-    b->scratch.off = b->scratch.len = 0;
-    au__buf_append(&b->scratch, head, (size_t)n);
-    if (params) { au__buf_append(&b->scratch, AU__LIT(",\"params\":")); au__buf_append(&b->scratch, params, plen); }
-    au__buf_append(&b->scratch, AU__LIT("}"));
-    au_client_send(&b->client, AU_OP_TEXT, b->scratch.p, b->scratch.len);
-    au__buf_clear(&b->scratch);
-    b->replay_pending++;
+
+/* ---- carrying out what the core asks ---- */
+static void au__send_daemon(au_bridge *b, const char *data, size_t len) {
+    int sent;
+    if (len >= AU__EMIT_BATCH && data == (const char *)b->lines.buf.p) {
+        b->lines.buf.len = len;                    /* a big line: its buffer goes to the socket as is */
+        sent = au__client_send_owned(&b->client, AU_OP_TEXT, &b->lines.buf);
+        b->lines.clear = 0;
+    } else sent = au_client_send(&b->client, AU_OP_TEXT, data, len);
+    /* the connection ended under us: the DISCONNECTED event follows */
+    if (sent != AU_OK) au__blog(b, AU_LOG_DEBUG, "send failed: the connection is going down");
 }
-/* After a reconnect: list_changed for each list the client was told can
-   change and the new daemon still has, so the client re-reads it. */
-static void au__send_list_changed(au_bridge *b) {
-    static const char *const kinds[3] = { "tools", "prompts", "resources" };
-    au_tok seen, now, c, lc;
-    int k, have_seen = au__json_get(au__buf_tok(&b->init_result), "capabilities", &seen),
-           have_now = au__json_get(au__buf_tok(&b->daemon_result), "capabilities", &now);
-    if (b->d.list_changed == AU_LIST_CHANGED_NEVER) return;
-    for (k = 0; k < 3; k++) {
-        int told = have_seen && au__json_get(seen, kinds[k], &c) && au__json_get(c, "listChanged", &lc) && lc.len == 4 &&
-                   memcmp(lc.p, "true", 4) == 0;
-        int exists = have_now && au__json_get(now, kinds[k], &c);
-        if (b->d.list_changed == AU_LIST_CHANGED_ALWAYS || (told && exists)) {
-            char note[96];
-            int n = snprintf(note, sizeof note, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/%s/list_changed\"}", kinds[k]);
-            au__emit(b, note, (size_t)n);
-        }
-    }
-}
-static void au__flush_queue(au_bridge *b);
-static void au__on_down(au_bridge *b, const char *why);
-/* the daemon now holds the session: the client's traffic may flow */
-static void au__session_ready(au_bridge *b, int replayed) {
-    size_t queued = b->q_count;
-    b->conn = AU__UP;
-    b->up_since = b->now;
-    b->ping_sent_at = 0;
-    b->healthy = 0;
-    if (!b->reconnects++)
-        au__log(b, AU_LOG_INFO, "connected to %s (%s)%s", b->safe_url, b->client.peer,
-                b->client.ws.subprotocol[0] ? ", subprotocol accepted" : "");
-    else
-        au__log(b, AU_LOG_INFO, "reconnected after %u attempt%s, %.1f s down, %lu queued message%s sent%s", b->attempts,
-                b->attempts == 1 ? "" : "s", au__secs(b->now - b->down_since), (unsigned long)queued, queued == 1 ? "" : "s",
-                replayed ? ", MCP session replayed" : "");
-    b->attempts = 0;
-    b->first_failure_logged = 0;
-    au__flush_queue(b);
-    if (replayed) au__send_list_changed(b);
-}
-/* A new daemon has never seen the client's initialize: replay it under an
-   id of ours, then the rest of the session state, before any queued message. */
-static void au__begin_session(au_bridge *b) {
-    if (au__mcp(b) && (b->init_state == AU__INIT_ANSWERED || b->init_state == AU__INIT_LOCAL) && b->init_req.len) {
-        int n = snprintf(b->replay_init_id, sizeof b->replay_init_id, "\"%s%llu\"", b->id_prefix,
-                         (unsigned long long)++b->shim_seq);
-        b->scratch.off = b->scratch.len = 0;
-        au__buf_append(&b->scratch, b->init_req.p, b->init_id_at);
-        au__buf_append(&b->scratch, b->replay_init_id, (size_t)n);
-        au__buf_append(&b->scratch, b->init_req.p + b->init_id_at + b->init_id_len, b->init_req.len - b->init_id_at - b->init_id_len);
-        au_client_send(&b->client, AU_OP_TEXT, b->scratch.p, b->scratch.len);
-        au__buf_clear(&b->scratch);
-        b->conn = AU__REPLAY;
-        b->replay_pending = 1;
-        b->replay_waiting_init = 1;
-        b->setup_deadline = b->now + au__ms(b->d.handshake_timeout);
-        au__log(b, AU_LOG_DEBUG, "replaying the MCP session");
-        return;
-    }
-    au__session_ready(b, 0);
-}
-static void au__replay_answer(au_bridge *b, const au_jsonrpc *r) {
-    au_tok id;
-    if (b->conn != AU__REPLAY) return;                 /* late: swallowed */
-    id.p = b->replay_init_id;
-    id.len = strlen(b->replay_init_id);
-    if (b->replay_waiting_init && au__json_same(r->id, id)) {
-        au_tok old = au__buf_tok(&b->init_result), a, c;
-        if (!r->result.p) {
-            char why[300], msg[160] = "";
-            au_tok em;
-            if (r->error.p && au__json_get(r->error, "message", &em)) au__printable(msg, sizeof msg, em.p, em.len);
-            snprintf(why, sizeof why, "the daemon refused the replayed initialize: %s", msg[0] ? msg : "error");
-            au__drop(b);
-            au__on_down(b, why);
-            return;
-        }
-        au__buf_set(&b->daemon_result, r->result.p, r->result.len);
-        if (b->init_minimal) old.p = NULL;              /* nothing real to compare with */
-        if (au__json_get(old, "protocolVersion", &a) && au__json_get(r->result, "protocolVersion", &c) && !au__json_same(a, c))
-            au__log(b, AU_LOG_WARN, "the new daemon speaks protocol %.*s, the client was told %.*s", (int)AU__MIN(c.len, 40), c.p,
-                    (int)AU__MIN(a.len, 40), a.p);
-        if (au__json_get(old, "serverInfo", &a) && au__json_get(r->result, "serverInfo", &c) && !au__json_same(a, c))
-            au__log(b, AU_LOG_INFO, "the daemon's serverInfo changed: %.*s", (int)AU__MIN(c.len, 200), c.p);
-        au__state_save(b, r->result);
-        b->replay_waiting_init = 0;
-        b->replay_pending = 0;
-        b->session_up = 1;
-        if (b->client_initialized)
-            au_client_send(&b->client, AU_OP_TEXT, AU__LIT("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"));
-        if (b->set_level.len) au__send_shim_request(b, "logging/setLevel", (const char *)b->set_level.p, b->set_level.len);
-        {
-            size_t at = 0;
-            while (at < b->subs.len) {
-                uint8_t *nl = (uint8_t *)memchr(b->subs.p + at, '\n', b->subs.len - at);
-                size_t n = (size_t)(nl - (b->subs.p + at));
-                char *params = (char *)ALWAYSUP_REALLOC(NULL, n + 10);
-                if (params) {
-                    memcpy(params, "{\"uri\":", 7);
-                    memcpy(params + 7, b->subs.p + at, n);
-                    params[7 + n] = '}';
-                    au__send_shim_request(b, "resources/subscribe", params, n + 8);
-                    ALWAYSUP_FREE(params);
-                }
-                at += n + 1;
+static void au__actions(au_bridge *b) {
+    au_action a;
+    for (;;) {
+        while (au_core_next_action(&b->core, &a)) {
+            switch (a.type) {
+            case AU_ACT_STDOUT: au__emit(b, a.data, a.len); break;
+            case AU_ACT_SEND: au__send_daemon(b, a.data, a.len); break;
+            case AU_ACT_PING: au_client_send(&b->client, AU_OP_PING, a.data, a.len); break;
+            case AU_ACT_CONNECT: au_client_connect(&b->client, b->now); break;
+            case AU_ACT_CLOSE: au_client_close(&b->client, a.code, NULL, b->now); break;
+            case AU_ACT_DROP: au__own_output(b); au_client_drop(&b->client); break;
+            case AU_ACT_SAVE: au__state_save(b, a.data, a.len); break;
+            case AU_ACT_LOG: au__log_line(b, a.level, a.data, a.len); break;
+            default: break;
             }
         }
-    } else {
-        if (r->error.p) {
-            char msg[200];
-            au__printable(msg, sizeof msg, r->error.p, r->error.len);
-            au__log(b, AU_LOG_WARN, "the daemon refused a replayed request: %s", msg);
-        }
-        if (b->replay_pending) b->replay_pending--;
-    }
-    if (!b->replay_pending) au__session_ready(b, 1);
-}
-/* --hello: the daemon's first answer decides */
-static void au__hello_answer(au_bridge *b, const char *p, size_t n) {
-    au_tok all, ok, err;
-    all.p = p;
-    all.len = n;
-    if (!au__json_get(all, "ok", &ok)) {
-        au__log(b, AU_LOG_DEBUG, "ignored a message while waiting for the hello answer");
-        return;
-    }
-    if (ok.len == 4 && memcmp(ok.p, "true", 4) == 0) {
-        au__log(b, AU_LOG_DEBUG, "hello accepted");
-        au__begin_session(b);
-    } else {
-        char why[300], detail[200];
-        if (!au__json_get(all, "error", &err)) err = all;
-        au__printable(detail, sizeof detail, err.p, err.len);
-        snprintf(why, sizeof why, "the daemon refused the hello: %s", detail);
-        au__drop(b);
-        au__on_down(b, why);
+        if (!b->stdout_dead || b->told_gone) return;
+        b->told_gone = 1;                          /* a write failed meanwhile: the client is gone */
+        au_core_client_gone(&b->core, b->now);
     }
 }
-/* Cold start: the client's initialize has waited init_grace for a daemon;
-   answer it here so the client does not give up on the server. */
-static void au__init_locally(au_bridge *b) {
-    au__req *r = b->init_pending;
-    au__buf res, out;
-    au_jsonrpc j;
-    int remembered;
-    memset(&res, 0, sizeof res);
-    memset(&out, 0, sizeof out);
-    au__state_load(b, &res);
-    remembered = res.len != 0;
-    if (!remembered) {                                  /* nothing remembered: a minimal result */
-        au_tok pv;
-        if (!(au_jsonrpc_scan((const char *)b->init_req.p, b->init_req.len, &j) >= 0 && j.params.p &&
-              au__json_get(j.params, "protocolVersion", &pv) && pv.p[0] == '"')) {
-            pv.p = "\"2025-06-18\"";
-            pv.len = 12;
-        }
-        au__buf_append(&res, AU__LIT("{\"protocolVersion\":"));
-        au__buf_append(&res, pv.p, pv.len);
-        au__buf_append(&res, AU__LIT(",\"capabilities\":{\"tools\":{\"listChanged\":true},\"prompts\":{\"listChanged\":true},"
-                                     "\"resources\":{\"listChanged\":true}},\"serverInfo\":{\"name\":\"alwaysup\",\"version\":\""
-                                     ALWAYSUP_VERSION_STRING "\"}}"));
-    }
-    au__buf_append(&out, AU__LIT("{\"jsonrpc\":\"2.0\",\"id\":"));
-    au__buf_append(&out, r->id, r->id_len);
-    au__buf_append(&out, AU__LIT(",\"result\":"));
-    au__buf_append(&out, res.p, res.len);
-    au__buf_append(&out, AU__LIT("}"));
-    if (out.p && res.p) {
-        au__emit(b, (const char *)out.p, out.len);
-        au__buf_set(&b->init_result, (const char *)res.p, res.len);
-        b->init_state = AU__INIT_LOCAL;
-        b->init_minimal = !remembered;
-        au__log(b, AU_LOG_INFO, "no daemon after %.3g s: answered initialize here (%s); the daemon gets it when it is up",
-                b->d.init_grace, remembered ? "capabilities remembered from this daemon" : "minimal result");
-        au__req_free(b, r);
-    }
-    au__buf_free(&res);
-    au__buf_free(&out);
+/* the client reads slowly: keepalive waits while the daemon is not read */
+static void au__sync_pause(au_bridge *b) {
+    int blocked = au__stdout_blocked(b) && b->client.state == AU_CLIENT_OPEN;
+    if (blocked == b->paused) return;
+    b->paused = blocked;
+    au_core_pause(&b->core, blocked, b->now);
+    au__actions(b);
 }
 
-/* ---- messages from the client (stdin) ---- */
-static int au__id_is_ours(const au_bridge *b, au_tok id) {
-    size_t n = strlen(b->id_prefix);
-    return id.p[0] == '"' && id.len > n && memcmp(id.p + 1, b->id_prefix, n) == 0;
-}
-static int au__id_usable(au_tok id) {
-    return id.p && (id.p[0] == '"' || id.p[0] == '-' || (id.p[0] >= '0' && id.p[0] <= '9'));
-}
-static void au__client_line(au_bridge *b, const char *line, size_t len) {
-    au_jsonrpc r;
-    au__req *q = NULL;
-    char preview[100];
-    int kind = au_jsonrpc_scan(line, len, &r), dup;
-    if (kind < 0 && r.problem_at == len) {      /* only whitespace: a blank line, skipped */
-        size_t k = 0;
-        while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
-        if (k == len) return;
-    }
-    if (kind < 0 || kind == AU_RPC_INVALID) {
-        char msg[200];
-        au__printable(preview, sizeof preview, line, len);
-        au__log(b, AU_LOG_WARN, "stdin: %s (%s at byte %lu), answered with an error: %s",
-                kind < 0 ? "not JSON" : "not a JSON-RPC message", r.problem ? r.problem : "?",
-                (unsigned long)r.problem_at, preview);
-        snprintf(msg, sizeof msg, "%s: %s (byte %lu)", kind < 0 ? "Parse error" : "Invalid Request",
-                 r.problem ? r.problem : "?", (unsigned long)r.problem_at);
-        if (au__id_usable(r.id)) au__reply_error(b, r.id.p, r.id.len, kind < 0 ? -32700 : -32600, msg, NULL);
-        else au__reply_error(b, NULL, 0, kind < 0 ? -32700 : -32600, msg, NULL);
-        return;
-    }
-    if (kind == AU_RPC_REQUEST) {
-        const char *bad = NULL;
-        if (r.id.p[0] == 'n') bad = "Invalid Request: the id must not be null";
-        else if (au__id_is_ours(b, r.id)) bad = "Invalid Request: ids starting with this prefix are reserved by alwaysup";
-        else if (au__mcp(b) && b->conn != AU__UP && au_json_string_eq(r.method, "ping")) {
-            char ok[64];
-            b->scratch.off = b->scratch.len = 0;             /* down: answer ping here */
-            au__buf_append(&b->scratch, AU__LIT("{\"jsonrpc\":\"2.0\",\"id\":"));
-            au__buf_append(&b->scratch, r.id.p, r.id.len);
-            snprintf(ok, sizeof ok, ",\"result\":{}}");
-            au__buf_append(&b->scratch, ok, strlen(ok));
-            if (b->scratch.p) au__emit(b, (const char *)b->scratch.p, b->scratch.len);
-            au__buf_clear(&b->scratch);
-            return;
-        } else if (!(q = au__req_new(b, r.id, r.method, &dup)))
-            bad = dup ? "Invalid Request: a request with this id is still pending" : "alwaysup: out of memory";
-        if (bad) {
-            au__log(b, AU_LOG_WARN, "stdin: request refused: %s", bad);
-            au__reply_error(b, r.id.p[0] == 'n' ? NULL : r.id.p, r.id.len, -32600, bad, NULL);
-            return;
-        }
-        if (au__mcp(b)) {                                   /* session state to replay later */
-            const char *mn = q->method;
-            size_t ml = q->method_len;
-            if (au__method_is(mn, ml, AU__LIT("initialize"))) {
-                au__buf_set(&b->init_req, line, len);
-                b->init_id_at = (size_t)(r.id.p - line);
-                b->init_id_len = r.id.len;
-                b->init_state = AU__INIT_PENDING;
-                b->init_pending = q;
-                q->is_init = 1;
-            } else if (au__method_is(mn, ml, AU__LIT("logging/setLevel")) && r.params.p) {
-                au__buf_set(&b->set_level, r.params.p, r.params.len);
-            } else if (au__method_is(mn, ml, AU__LIT("resources/subscribe")) && r.params.p) {
-                au__subs_update(b, r.params, 1);
-            } else if (au__method_is(mn, ml, AU__LIT("resources/unsubscribe")) && r.params.p) {
-                au__subs_update(b, r.params, 0);
-            }
-        }
-    } else if (kind == AU_RPC_NOTIFICATION && au__mcp(b)) {
-        if (au_json_string_eq(r.method, "notifications/initialized")) {
-            b->client_initialized = 1;
-            /* a daemon that has not seen initialize gets this from the replay */
-            if ((b->init_state == AU__INIT_ANSWERED || b->init_state == AU__INIT_LOCAL) && !(b->conn == AU__UP && b->session_up))
-                return;
-        } else if (au_json_string_eq(r.method, "notifications/cancelled")) {
-            au_tok rid;
-            au__req *c = r.params.p && au__json_get(r.params, "requestId", &rid) ? au__req_lookup(b, rid) : NULL;
-            if (!c) {
-                au__log(b, AU_LOG_DEBUG, "dropped a cancellation for a request already answered");
-                return;
-            }
-            if (!c->sent) {                                 /* never reached a daemon: forget both */
-                au__log(b, AU_LOG_DEBUG, "cancelled request %s dropped from the queue", c->method);
-                au__req_free(b, c);
-                return;
-            }
-            /* in flight: the daemon should not answer a cancelled request (and the client does not
-               want it), so forget it now rather than hold it forever; a late answer is dropped */
-            au__req_free(b, c);
-        }
-    } else if (kind == AU_RPC_RESPONSE && au__mcp(b)) {
-        au__dreq **pp = au__dreq_find(b, r.id);
-        if (!pp || (*pp)->cancelled || (*pp)->gen != b->conn_gen || b->conn != AU__UP) {
-            char id[80];
-            au__printable(id, sizeof id, r.id.p, r.id.len);
-            au__log(b, AU_LOG_INFO, "dropped the client's answer to %s: the daemon connection that asked is gone", id);
-            if (pp) au__dreq_unlink(b, pp);
-            return;
-        }
-        au__dreq_unlink(b, pp);
-    }
-    au__forward(b, line, len, q);
+/* ---- stdin ---- */
+static int au__takes_stdin(const au_bridge *b) {
+    return au_core_wants_client(&b->core) && au_client_unsent(&b->client) < AU__BACKLOG;
 }
 static void au__process_stdin(au_bridge *b) {
-    while (b->ipos < b->ilen && !au__queue_full(b) && b->phase != AU__DONE) {
+    while (b->ipos < b->ilen && au__takes_stdin(b)) {
         const char *line;
         size_t ll;
         int kind;
         b->ipos += au_lines_feed(&b->lines, b->ibuf + b->ipos, b->ilen - b->ipos, &kind, &line, &ll);
-        if (kind == AU_LINE_OK) au__client_line(b, line, ll);
-        else if (kind == AU_LINE_TOO_LONG) {
-            au_jsonrpc r;
-            char msg[160];
-            au_jsonrpc_scan(line, ll, &r);       /* the id, if it came before the cut */
-            snprintf(msg, sizeof msg, "Invalid Request: message over the %lu-byte limit (--max-message)",
-                     (unsigned long)b->lines.max_line);
-            au__log(b, AU_LOG_WARN, "stdin: a line over %lu bytes was skipped%s", (unsigned long)b->lines.max_line,
-                    au__id_usable(r.id) ? " and answered with an error" : "");
-            au__reply_error(b, au__id_usable(r.id) ? r.id.p : NULL, au__id_usable(r.id) ? r.id.len : 0, -32600, msg, NULL);
-        }
+        if (kind == AU_LINE_OK) au_core_client_line(&b->core, line, ll, b->now);
+        else if (kind == AU_LINE_TOO_LONG) au_core_client_too_long(&b->core, line, ll, b->lines.max_line, b->now);
+        au__actions(b);
         if (b->lines.clear) { au__buf_clear(&b->lines.buf); b->lines.clear = 0; }   /* a big line's memory back now */
+    }
+    if (b->stdin_eof && b->ipos >= b->ilen && !b->told_eof && !au_core_finished(&b->core)) {
+        const char *line;
+        size_t ll;
+        b->told_eof = 1;
+        if (au_lines_finish(&b->lines, &line, &ll) == AU_LINE_OK) {
+            au_core_client_line(&b->core, line, ll, b->now);
+            au__actions(b);
+        }
+        au_core_client_eof(&b->core, b->now);
+        au__actions(b);
     }
 }
 static void au__read_stdin(au_bridge *b) {
@@ -3646,175 +4525,15 @@ static void au__read_stdin(au_bridge *b) {
     n = au__fd_read(b->d.in_fd, b->ibuf, b->ibuf_cap);
     if (n > 0) { b->ipos = 0; b->ilen = (size_t)n; return; }
     if (n < 0 && (AU__INTERRUPTED(AU__FD_ERRNO()) || AU__WOULD_BLOCK(AU__FD_ERRNO()))) return;
-    {   /* EOF (or an error, which ends the input just the same) */
-        const char *line;
-        size_t ll;
-        b->stdin_eof = 1;
-        au__log(b, AU_LOG_DEBUG, "stdin closed");
-        if (au_lines_finish(&b->lines, &line, &ll) == AU_LINE_OK) au__client_line(b, line, ll);
-    }
+    b->stdin_eof = 1;                          /* EOF, or an error, which ends the input just the same */
+    b->ipos = b->ilen = 0;
 }
 
-/* ---- messages from the daemon ---- */
-static void au__daemon_message(au_bridge *b, const au_ws_msg *m) {
-    const char *p = (const char *)m->data;
-    size_t n = m->len;
-    au_jsonrpc r;
-    int kind = au_jsonrpc_scan(p, n, &r);
-    if (kind >= 0 && r.multiline) {        /* pretty-printed: fold a copy; offsets stay the same */
-        b->scratch.off = b->scratch.len = 0;
-        if (au__buf_append(&b->scratch, p, n) != AU_OK) {
-            au__log(b, AU_LOG_ERROR, "out of memory folding a %lu-byte message; dropped", (unsigned long)n);
-            return;
-        }
-        au_json_fold((char *)b->scratch.p, n);
-        p = (const char *)b->scratch.p;
-    }
-    if (kind < 0) {
-        char preview[100];
-        au__printable(preview, sizeof preview, p, n);
-        au__log(b, AU_LOG_WARN, "dropped a %s message from the daemon that is not JSON (%s at byte %lu): %s",
-                m->opcode == AU_OP_BINARY ? "binary" : "text", r.problem, (unsigned long)r.problem_at, preview);
-        au__buf_clear(&b->scratch);
-        return;
-    }
-    while (n && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) { p++; n--; }
-    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\n' || p[n - 1] == '\r')) n--;
-    if (b->conn == AU__HELLO) {
-        au__hello_answer(b, p, n);
-    } else if (kind == AU_RPC_INVALID) {
-        char preview[100];
-        au__printable(preview, sizeof preview, p, n);
-        au__log(b, AU_LOG_WARN, "dropped a message from the daemon that is not JSON-RPC (%s): %s", r.problem, preview);
-    } else if (kind == AU_RPC_RESPONSE && au__id_is_ours(b, r.id)) {
-        au__replay_answer(b, &r);                      /* answers to our replay never reach the client */
-    } else if (kind == AU_RPC_RESPONSE) {
-        au__req *q = au__req_lookup(b, r.id);
-        if (!q || !q->sent) {
-            char id[80];
-            au__printable(id, sizeof id, r.id.p, r.id.len);
-            au__log(b, AU_LOG_WARN, "dropped an answer from the daemon for id %s: no request with that id is waiting", id);
-        } else {
-            if (q->is_init) {
-                if (r.result.p) {                      /* the session to carry over */
-                    au__buf_set(&b->init_result, r.result.p, r.result.len);
-                    au__buf_set(&b->daemon_result, r.result.p, r.result.len);
-                    b->init_minimal = 0;
-                    b->init_state = AU__INIT_ANSWERED;
-                    b->session_up = 1;
-                    au__state_save(b, r.result);
-                } else b->init_state = AU__INIT_NONE;
-            }
-            au__req_free(b, q);
-            au__emit(b, p, n);
-        }
-    } else {
-        if (kind == AU_RPC_REQUEST && au__mcp(b)) au__dreq_add(b, r.id);
-        au__emit(b, p, n);
-    }
-    au__buf_clear(&b->scratch);
-}
-
-/* ---- the connection's life ---- */
-static int au__seq_cmp(const void *a, const void *b2) {
-    uint64_t x = (*(au__req *const *)a)->seq, y = (*(au__req *const *)b2)->seq;
-    return x < y ? -1 : x > y;
-}
-/* In-flight requests of a dead connection, in the order the client sent
-   them: safe ones go back to the front of the queue, the rest get an error. */
-static void au__settle_inflight(au_bridge *b, const char *why, unsigned *failed, unsigned *resent) {
-    au__req **all;
-    size_t i, n = 0;
-    *failed = *resent = 0;
-    if (!b->inflight) return;
-    all = (au__req **)ALWAYSUP_REALLOC(NULL, b->inflight * sizeof *all);
-    if (!all) return;
-    for (i = 0; i < b->reqs_cap; i++) {
-        au__req *r;
-        for (r = b->reqs[i]; r; r = r->next)
-            if (r->sent && n < b->inflight) all[n++] = r;
-    }
-    qsort(all, n, sizeof *all, au__seq_cmp);
-    for (i = 0; i < n; i++) {
-        au__req *r = all[i];
-        /* at most two re-sends: a request that kills the daemon must not kill every restart */
-        if (r->safe && r->msg && r->resends < 2) {
-            r->sent = 0;
-            r->resends++;
-            b->inflight--;
-            r->msg->t = r->t;                   /* the queue timeout counts from the client's send */
-            (*resent)++;
-        } else {
-            char msg[480];
-            snprintf(msg, sizeof msg, "alwaysup: the connection to the daemon was lost before it answered (%.300s); "
-                     "the request may or may not have run", why);
-            au__req_fail(b, r, msg, "{\"reason\":\"connection_lost\"}");
-            all[i] = NULL;
-            (*failed)++;
-        }
-    }
-    for (i = n; i-- > 0;)                       /* front of the queue, in order */
-        if (all[i]) au__q_insert(b, all[i]->msg, b->q_head);
-    ALWAYSUP_FREE(all);
-}
-static void au__check_exit(au_bridge *b);
-static void au__attempt(au_bridge *b) {
-    b->conn = AU__CONNECTING;
-    b->attempts++;
-    au__log(b, AU_LOG_DEBUG, "connecting to %s (attempt %u)", b->safe_url, b->attempts);
-    au_client_connect(&b->client, b->now);
-}
-static void au__on_open(au_bridge *b) {
-    b->conn_gen++;
-    b->session_up = 0;
-    if (b->d.hello) {
-        au_client_send(&b->client, AU_OP_TEXT, b->d.hello, strlen(b->d.hello));
-        if (b->d.hello_ack_timeout > 0) {
-            b->conn = AU__HELLO;
-            b->setup_deadline = b->now + au__ms(b->d.hello_ack_timeout);
-            return;
-        }
-    }
-    au__begin_session(b);
-}
-static void au__on_down(au_bridge *b, const char *why) {
-    double delay;
-    if (b->conn >= AU__HELLO && au__mcp(b)) au__dreq_cancel(b, "alwaysup: the connection to the daemon was lost");
-    b->session_up = 0;
-    if (b->conn == AU__UP) {
-        unsigned failed, resent;
-        b->down_since = b->now;
-        b->attempts = 0;
-        au__settle_inflight(b, why, &failed, &resent);
-        au__log(b, AU_LOG_WARN, "connection to %s lost: %s (%u in-flight request%s answered with an error, %u to re-send)",
-                b->safe_url, why, failed, failed == 1 ? "" : "s", resent);
-    } else if (!b->first_failure_logged) {
-        au__log(b, AU_LOG_WARN, "cannot reach %s: %s; retrying until it is back", b->safe_url, why);
-        b->first_failure_logged = 1;
-    } else if (b->attempts % 10 == 0) {
-        au__log(b, AU_LOG_INFO, "still trying (attempt %u, down %.1f s): %s", b->attempts,
-                au__secs(b->now - b->down_since), why);
-    } else {
-        au__log(b, AU_LOG_DEBUG, "attempt %u failed: %s", b->attempts, why);
-    }
-    snprintf(b->last_error, sizeof b->last_error, "%s", why);
-    b->conn = AU__DOWN;
-    {
-        double r01 = 0;
-        if (b->backoff.desc.jitter > 0) {
-            uint32_t x = 0;
-            au_random_bytes(&x, sizeof x);
-            r01 = (double)x / 4294967296.0;
-        }
-        delay = au_backoff_next(&b->backoff, r01);
-    }
-    b->retry_at = b->now + au__ms(delay);
-    au__log(b, AU_LOG_DEBUG, "next attempt in %.3f s", delay);
-    au__check_exit(b);
-}
+/* ---- the daemon connection ---- */
 static void au__pump_client(au_bridge *b, int revents) {
     au_ws_msg m;
     int budget = 4096;                           /* keep stdin and timers fair under a flood */
+    int64_t rx = b->client.last_rx;
     while (budget-- > 0) {
         if (au__stdout_blocked(b)) {
             if (b->client.state == AU_CLIENT_OPEN) break;   /* the client reads slowly: so do we */
@@ -3823,124 +4542,40 @@ static void au__pump_client(au_bridge *b, int revents) {
         if (!au_client_poll(&b->client, revents, b->now, &m)) break;
         if (b->client.drained) revents &= ~(AU_POLLIN | AU_POLLERR);   /* empty until the next poll */
         switch (m.type) {
-        case AU_WS_OPENED:
-            au__on_open(b);
+        case AU_WS_OPENED: {
+            char peer[96];
+            snprintf(peer, sizeof peer, "%s%s", b->client.peer, b->client.ws.subprotocol[0] ? ", subprotocol accepted" : "");
+            au_core_daemon_up(&b->core, peer, b->now);
             break;
+        }
         case AU_WS_MESSAGE:
-            au__daemon_message(b, &m);
-            break;
+            b->msg_p = (const char *)m.data;     /* STDOUT data may point into m until the next poll */
+            b->msg_end = b->msg_p + m.len;
+            au_core_daemon_message(&b->core, b->msg_p, m.len, m.opcode == AU_OP_BINARY, b->now);
+            au__actions(b);
+            b->msg_p = b->msg_end = NULL;
+            continue;
         case AU_WS_FAILURE:
-        case AU_WS_PEER_CLOSED:
-            if (b->phase == AU__CLOSING) break;  /* the close we asked for */
-            au__log(b, AU_LOG_DEBUG, "%s", m.reason);
-            {
-                char why[256];
-                snprintf(why, sizeof why, "%s", b->client.error);
-                au__drop(b);
-                au__on_down(b, why);
-            }
-            return;
+        case AU_WS_PEER_CLOSED: {
+            char why[256];
+            au__blog(b, AU_LOG_DEBUG, "%s", m.reason);
+            snprintf(why, sizeof why, "%s", b->client.error);
+            au__own_output(b);
+            au_client_drop(&b->client);
+            au_core_daemon_down(&b->core, why, b->now);
+            break;
+        }
         case AU_WS_DISCONNECTED:
-            if (b->phase == AU__CLOSING) { b->conn = AU__DOWN; break; }
-            au__on_down(b, m.reason);
-            return;
+            au_core_daemon_down(&b->core, m.reason, b->now);
+            break;
         default:
             break;                               /* pings are answered inside; pongs only prove life */
         }
+        au__actions(b);
     }
-}
-static void au__finish(au_bridge *b, double wait) {
-    b->phase = AU__CLOSING;
-    b->phase_deadline = b->now + au__ms(wait);
-    if (b->conn >= AU__HELLO) au_client_close(&b->client, AU_CLOSE_NORMAL, NULL, b->now);
-    else { au__drop(b); b->conn = AU__DOWN; }
-}
-static void au__drop_queue(au_bridge *b) {
-    while (b->q_head) {
-        au__msg *m = b->q_head;
-        if (m->req) au__req_free(b, m->req);
-        else { au__q_unlink(b, m); ALWAYSUP_FREE(m); }
-    }
-}
-static void au__check_exit(au_bridge *b) {
-    if (b->phase >= AU__CLOSING) return;
-    if (b->stdout_dead) { au__finish(b, 0.1); return; }
-    if (!b->stdin_eof || b->ipos < b->ilen) return;
-    if (!b->q_count && !b->inflight) { au__finish(b, 0.1); return; }
-    if (b->conn == AU__DOWN) {
-        au__log(b, AU_LOG_WARN, "stdin closed while the daemon is down: %lu queued message%s dropped (the client is gone)",
-                (unsigned long)b->q_count, b->q_count == 1 ? "" : "s");
-        au__drop_queue(b);
-        au__finish(b, 0.1);
-        return;
-    }
-    if (b->phase == AU__RUN) {
-        b->phase = AU__DRAIN;
-        b->phase_deadline = b->now + au__ms(b->d.drain_timeout);
-        au__log(b, AU_LOG_DEBUG, "stdin closed; waiting up to %.3g s for %lu answer%s", b->d.drain_timeout,
-                (unsigned long)(b->inflight + b->q_count), b->inflight + b->q_count == 1 ? "" : "s");
-    }
-}
-static void au__timers(au_bridge *b) {
-    au__msg *m, *next;
-    if (b->phase >= AU__CLOSING) {
-        if (b->now >= b->phase_deadline ||
-            (b->client.state == AU_CLIENT_IDLE && !b->client.ended && b->out.len == b->out.off && !b->big))
-            b->phase = AU__DONE;
-        return;
-    }
-    if (b->phase == AU__DRAIN && b->now >= b->phase_deadline) {
-        au__log(b, AU_LOG_WARN, "drain timeout: %lu request%s still unanswered after stdin closed", (unsigned long)b->reqs_count,
-                b->reqs_count == 1 ? "" : "s");
-        au__finish(b, 0.1);
-        return;
-    }
-    if (b->conn == AU__DOWN && b->now >= b->retry_at) au__attempt(b);
-    if ((b->conn == AU__HELLO || b->conn == AU__REPLAY) && b->now >= b->setup_deadline) {
-        char why[160];
-        snprintf(why, sizeof why, "no answer to the %s within %.3g s", b->conn == AU__HELLO ? "hello" : "replayed initialize",
-                 au__secs(b->now - (b->setup_deadline - au__ms(b->conn == AU__HELLO ? b->d.hello_ack_timeout : b->d.handshake_timeout))));
-        au__drop(b);
-        au__on_down(b, why);
-    }
-    if (b->init_pending && !b->init_pending->sent && b->d.init_grace > 0 && b->init_pending->msg &&
-        b->now - b->init_pending->msg->t >= au__ms(b->d.init_grace))
-        au__init_locally(b);
-    if (b->conn == AU__UP) {
-        int64_t interval = au__ms(b->d.ping_interval), timeout = au__ms(b->d.ping_timeout);
-        if (!b->healthy && b->now - b->up_since >= au__ms(b->d.healthy_after)) {
-            au_backoff_reset(&b->backoff);         /* proven healthy: a later drop starts the schedule over */
-            b->healthy = 1;
-        }
-        if (interval > 0 && !au__stdout_blocked(b)) {
-            int64_t last = AU__MIN(b->client.last_rx, b->now);
-            if (b->ping_sent_at && last >= b->ping_sent_at) b->ping_sent_at = 0;
-            if (!b->ping_sent_at && b->now - last >= interval) {
-                au_client_send(&b->client, AU_OP_PING, "alwaysup", 8);
-                b->ping_sent_at = b->now;
-            } else if (b->ping_sent_at && timeout > 0 && b->now - b->ping_sent_at >= timeout) {
-                char why[160];
-                snprintf(why, sizeof why, "nothing received for %.3g s after a ping: the daemon seems frozen",
-                         au__secs(b->now - last));
-                au__drop(b);
-                au__on_down(b, why);
-            }
-        }
-    }
-    for (m = b->q_head; m; m = next) {          /* queued requests wait at most queue_timeout */
-        next = m->next;
-        if (m->req && !m->req->is_init && b->now - m->t >= au__ms(b->d.queue_timeout)) {
-            char msg[512], data[96];
-            double down = au__secs(b->now - b->down_since);
-            snprintf(msg, sizeof msg, "alwaysup: the daemon at %.150s is unreachable (%u attempt%s over %.1f s; last error: %.200s)",
-                     b->safe_url, b->attempts, b->attempts == 1 ? "" : "s", down, b->last_error[0] ? b->last_error : "none yet");
-            snprintf(data, sizeof data, "{\"reason\":\"daemon_unreachable\",\"attempts\":%u,\"down_seconds\":%.1f}",
-                     b->attempts, down);
-            au__log(b, AU_LOG_WARN, "request %s (id %.40s) waited %.1f s for the daemon; answered with an error",
-                    m->req->method, m->req->id, au__secs(b->now - m->t));
-            next = m->next;
-            au__req_fail(b, m->req, msg, data);
-        }
+    if (b->client.last_rx != rx && b->client.state >= AU_CLIENT_OPEN) {   /* any frame is life */
+        au_core_daemon_alive(&b->core, b->client.last_rx);
+        au__actions(b);
     }
 }
 
@@ -3958,26 +4593,16 @@ static int au__host_is_loopback(const char *host) {
 }
 ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     au_client_desc cd;
+    au_core_desc core;
+    au__buf remembered;
     int r, i;
     memset(b, 0, sizeof *b);
     b->in_flags = b->out_flags = -1;
     if (!desc || !desc->url || !desc->url[0]) { snprintf(b->error, sizeof b->error, "no daemon URL given"); return AU_EINVAL; }
     b->d = *desc;
-    if (!(b->d.connect_timeout > 0)) b->d.connect_timeout = 5;
-    if (!(b->d.handshake_timeout > 0)) b->d.handshake_timeout = 10;
-    if (!(b->d.healthy_after > 0)) b->d.healthy_after = 10;
-    if (b->d.ping_interval == 0) b->d.ping_interval = 20;
-    if (b->d.ping_timeout == 0) b->d.ping_timeout = 20;
-    if (!(b->d.queue_timeout > 0)) b->d.queue_timeout = 30;
-    if (!b->d.queue_max_bytes) b->d.queue_max_bytes = (size_t)64 << 20;
-    if (!b->d.queue_max_count) b->d.queue_max_count = 4096;
-    if (!b->d.max_message) b->d.max_message = AU__DEFAULT_MAX_MESSAGE;
+    if (!b->d.max_message) b->d.max_message = AU_DEFAULT_MAX_MESSAGE;
     if (b->d.max_message > (uint64_t)SIZE_MAX) b->d.max_message = (uint64_t)SIZE_MAX;
-    if (!(b->d.drain_timeout > 0)) b->d.drain_timeout = 2;
-    if (!(b->d.close_timeout > 0)) b->d.close_timeout = 1;
     if (b->d.log_level <= 0) b->d.log_level = AU_LOG_INFO;
-    if (b->d.init_grace == 0) b->d.init_grace = 10;
-    if (b->d.hello_ack_timeout == 0) b->d.hello_ack_timeout = 10;
     if (b->d.hello) {
         au_jsonrpc j;
         if (au_jsonrpc_scan(b->d.hello, strlen(b->d.hello), &j) < 0) {
@@ -4039,19 +4664,37 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     snprintf(b->safe_url, sizeof b->safe_url, "ws://%s%s%s:%u%.*s%s", b->client.url.ipv6 ? "[" : "", b->client.url.host,
              b->client.url.ipv6 ? "]" : "", (unsigned)b->client.url.port,
              (int)strcspn(b->client.url.path, "?"), b->client.url.path, strchr(b->client.url.path, '?') ? "?..." : "");
-    {
-        uint8_t rnd[6];
-        char hex[13];
-        size_t k;
-        if (au_random_bytes(rnd, sizeof rnd) != AU_OK) memset(rnd, 0x5a, sizeof rnd);
-        for (k = 0; k < 6; k++) snprintf(hex + 2 * k, 3, "%02x", rnd[k]);
-        snprintf(b->id_prefix, sizeof b->id_prefix, "alwaysup-%s-", hex);
-    }
-    au_backoff_init(&b->backoff, &b->d.backoff);
+    memset(&core, 0, sizeof core);
+    core.daemon_name = b->safe_url;
+    core.setup_timeout = b->d.setup_timeout;
+    core.backoff = b->d.backoff;
+    core.healthy_after = b->d.healthy_after;
+    core.ping_interval = b->d.ping_interval;
+    core.ping_timeout = b->d.ping_timeout;
+    core.queue_timeout = b->d.queue_timeout;
+    core.queue_max_bytes = b->d.queue_max_bytes;
+    core.queue_max_count = b->d.queue_max_count;
+    core.max_pending = b->d.max_pending;
+    core.drain_timeout = b->d.drain_timeout;
+    core.close_timeout = b->d.close_timeout;
+    core.no_mcp = b->d.no_mcp;
+    core.init_grace = b->d.init_grace;
+    core.list_changed = b->d.list_changed;
+    core.hello = b->d.hello;
+    core.hello_ack_timeout = b->d.hello_ack_timeout;
+    core.log_level = b->d.log_level;
+    memset(&remembered, 0, sizeof remembered);
+    au__state_load(b, &remembered);
+    core.remembered = (const char *)remembered.p;
+    core.remembered_len = remembered.len;
+    b->now = au_now_ms();
+    r = au_core_init(&b->core, &core, b->now);
+    au__buf_free(&remembered);
+    if (r != AU_OK) { snprintf(b->error, sizeof b->error, "%s", au_strerror(r)); au_bridge_free(b); return r; }
     au_lines_init(&b->lines, (size_t)b->d.max_message);
     b->ibuf = (uint8_t *)ALWAYSUP_REALLOC(NULL, AU__STDIN_MIN);
     b->ibuf_cap = AU__STDIN_MIN;
-    if (!b->ibuf || au__req_grow(b) != AU_OK) { snprintf(b->error, sizeof b->error, "out of memory"); au_bridge_free(b); return AU_ENOMEM; }
+    if (!b->ibuf) { snprintf(b->error, sizeof b->error, "out of memory"); au_bridge_free(b); return AU_ENOMEM; }
     if (b->d.log_file && b->d.log_file[0]) {
         b->log_file = fopen(b->d.log_file, "a");
         if (!b->log_file) {
@@ -4076,22 +4719,16 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     fcntl(b->d.out_fd, F_SETPIPE_SZ, 1 << 20);
 #  endif
 #endif
-    b->now = au_now_ms();
     if (desc->num_headers > 0 && !au__host_is_loopback(b->client.url.host))
-        au__log(b, AU_LOG_WARN, "%d header%s will be sent over plain ws:// to %s, which is not a loopback address: anyone "
-                "on the network path can read them; keep ws:// on loopback or put a TLS proxy in front",
-                desc->num_headers, desc->num_headers == 1 ? "" : "s", b->client.url.host);
-    b->down_since = b->now;
-    b->retry_at = b->now;                     /* first attempt at once */
-    b->last_early = b->now - AU__EARLY_GAP;
-    b->conn = AU__DOWN;
-    b->phase = AU__RUN;
+        au__blog(b, AU_LOG_WARN, "%d header%s will be sent over plain ws:// to %s, which is not a loopback address: anyone "
+                 "on the network path can read them; keep ws:// on loopback or put a TLS proxy in front",
+                 desc->num_headers, desc->num_headers == 1 ? "" : "s", b->client.url.host);
     return AU_OK;
 }
 ALWAYSUP_DEF int au_bridge_pollfds(au_bridge *b, au_pollfd *fds, int max) {
     int n = 0, ev;
-    if (b->phase == AU__DONE) return 0;
-    if (n < max && !b->stdin_eof && b->ipos >= b->ilen && !au__queue_full(b) && b->phase == AU__RUN) {
+    if (b->finished && !(b->out.len > b->out.off || b->big)) return 0;
+    if (n < max && !b->stdin_eof && b->ipos >= b->ilen && au__takes_stdin(b)) {
         fds[n].fd = b->d.in_fd; fds[n].events = AU_POLLIN; fds[n].revents = 0; n++;
     }
     if (n < max && (b->out.len > b->out.off || b->big)) {
@@ -4106,25 +4743,14 @@ ALWAYSUP_DEF int au_bridge_pollfds(au_bridge *b, au_pollfd *fds, int max) {
 }
 ALWAYSUP_DEF int au_bridge_timeout(au_bridge *b) {
     int64_t now = au_now_ms(), next = -1, t;
-    au__msg *m;
 #define AU__SOON(x) do { t = (x); if (t >= 0 && (next < 0 || t < next)) next = t; } while (0)
-    if (b->phase == AU__DONE) return 0;
-    if (b->ipos < b->ilen && !au__queue_full(b)) return 0;
-    if (b->conn == AU__DOWN && b->phase < AU__CLOSING) AU__SOON(b->retry_at);
-    if (!au__stdout_blocked(b) || b->client.state != AU_CLIENT_OPEN) AU__SOON(au_client_deadline(&b->client));
-    if (b->conn == AU__UP && b->phase < AU__CLOSING) {
-        if (!b->healthy) AU__SOON(b->up_since + au__ms(b->d.healthy_after));
-        if (b->d.ping_interval > 0 && !au__stdout_blocked(b)) {
-            if (!b->ping_sent_at) AU__SOON(b->client.last_rx + au__ms(b->d.ping_interval));
-            else if (b->d.ping_timeout > 0) AU__SOON(AU__MIN(b->ping_sent_at + au__ms(b->d.ping_timeout), now + 1000));
-        }
+    if (b->finished) AU__SOON(b->done_by);
+    else {
+        if (b->ipos < b->ilen && au__takes_stdin(b)) return 0;
+        if (b->stdin_eof && !b->told_eof && b->ipos >= b->ilen) return 0;
+        AU__SOON(au_core_deadline(&b->core));
+        if (!au__stdout_blocked(b) || b->client.state != AU_CLIENT_OPEN) AU__SOON(au_client_deadline(&b->client));
     }
-    for (m = b->q_head; m; m = m->next)
-        if (m->req && !m->req->is_init) { AU__SOON(m->t + au__ms(b->d.queue_timeout)); break; }   /* oldest first */
-    if (b->conn == AU__HELLO || b->conn == AU__REPLAY) AU__SOON(b->setup_deadline);
-    if (b->init_pending && !b->init_pending->sent && b->init_pending->msg && b->d.init_grace > 0)
-        AU__SOON(b->init_pending->msg->t + au__ms(b->d.init_grace));
-    if (b->phase != AU__RUN) AU__SOON(b->phase_deadline);
 #undef AU__SOON
     if (next < 0) return -1;
     return next <= now ? 0 : (int)AU__MIN(next - now, (int64_t)0x7FFFFFFF);
@@ -4141,51 +4767,41 @@ ALWAYSUP_DEF int au_bridge_step(au_bridge *b, const au_pollfd *fds, int n) {
         }
     }
     if (out_ev) au__flush_stdout(b);
-    if (in_ev) au__read_stdin(b);
-    au_client_cork(&b->client, 1);
-    au__process_stdin(b);
-    au__pump_client(b, sock_ev);
-    if (b->phase != AU__DONE) {
-        au__timers(b);
-        au__flush_queue(b);
+    if (!b->finished) {
+        if (in_ev) au__read_stdin(b);
+        au_client_cork(&b->client, 1);
+        au__process_stdin(b);
+        au__pump_client(b, sock_ev);
+        au__sync_pause(b);
+        au_core_timeout(&b->core, b->now);
+        au__actions(b);
+        au__process_stdin(b);                     /* room may have opened for buffered lines */
+        au_client_cork(&b->client, 0);            /* every frame of this step, in as few sends as possible */
     }
-    au_client_cork(&b->client, 0);                /* every frame of this step, in as few sends as possible */
     if (b->out.len > b->out.off) au__flush_stdout(b);      /* and every small message, in one write */
-    au__check_exit(b);
-    if (b->phase >= AU__CLOSING) au__timers(b);   /* may already be done */
-    return b->phase != AU__DONE;
+    if (b->stdout_dead && !b->told_gone) au__actions(b);
+    if (!b->finished && au_core_finished(&b->core)) {
+        b->finished = 1;
+        b->done_by = b->now + au__ms(b->core.d.close_timeout);   /* what stdout still holds, briefly */
+        au__own_output(b);
+        au_client_drop(&b->client);
+    }
+    if (b->finished) return !b->stdout_dead && (b->out.len > b->out.off || b->big) && b->now < b->done_by;
+    return 1;
 }
 ALWAYSUP_DEF void au_bridge_stop(au_bridge *b) {
-    size_t i;
     b->now = au_now_ms();
-    if (b->phase >= AU__CLOSING) { b->phase = AU__DONE; return; }   /* asked twice: go now */
-    au__log(b, AU_LOG_INFO, "stopping: %lu pending request%s answered with an error", (unsigned long)b->reqs_count,
-            b->reqs_count == 1 ? "" : "s");
-    for (i = 0; i < b->reqs_cap; i++)
-        while (b->reqs[i]) au__req_fail(b, b->reqs[i], "alwaysup is shutting down; the request was not answered", NULL);
-    au__drop_queue(b);
+    if (b->finished) { b->done_by = b->now; return; }
+    au_core_stop(&b->core, b->now);
+    au__actions(b);
     au__flush_stdout(b);
-    au__finish(b, b->d.close_timeout);
 }
 ALWAYSUP_DEF void au_bridge_free(au_bridge *b) {
-    size_t i;
     b->big = NULL;
-    for (i = 0; i < b->reqs_cap; i++)
-        while (b->reqs[i]) au__req_free(b, b->reqs[i]);
-    au__drop_queue(b);
-    ALWAYSUP_FREE(b->reqs);
-    b->reqs = NULL;
-    b->reqs_cap = 0;
+    au_core_free(&b->core);
     au_client_free(&b->client);
     au_lines_free(&b->lines);
     au__buf_free(&b->out);
-    au__buf_free(&b->scratch);
-    au__buf_free(&b->init_req);
-    au__buf_free(&b->init_result);
-    au__buf_free(&b->daemon_result);
-    au__buf_free(&b->set_level);
-    au__buf_free(&b->subs);
-    while (b->dreqs) au__dreq_unlink(b, &b->dreqs);
     ALWAYSUP_FREE(b->ibuf);
     b->ibuf = NULL;
     if (b->log_file) fclose((FILE *)b->log_file);
@@ -4349,7 +4965,7 @@ ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc) {
             int n = au_bridge_pollfds(b, fds, 4), timeout = au_bridge_timeout(b);
             if (wake != AU_INVALID_SOCKET) { fds[n].fd = wake; fds[n].events = AU_POLLIN; fds[n].revents = 0; }
             if (au_poll(fds, n + (wake != AU_INVALID_SOCKET), timeout) < 0 && !AU__INTERRUPTED(AU__SOCK_ERRNO())) {
-                au__log(b, AU_LOG_ERROR, "poll failed (error %d)", AU__SOCK_ERRNO());
+                au__blog(b, AU_LOG_ERROR, "poll failed (error %d)", AU__SOCK_ERRNO());
                 break;
             }
             if (wake != AU_INVALID_SOCKET && fds[n].revents) {   /* SIGINT/SIGTERM or Ctrl-C */

@@ -210,7 +210,9 @@ int main(int argc, char **argv) {
         { "list-changed", "ALWAYSUP_LIST_CHANGED", LIST_CHANGED, NULL, "WHEN", "list_changed after a reconnect: when-advertised, always, never" },
         { "state-dir", "ALWAYSUP_STATE_DIR", TEXT, NULL, "DIR", "remember the daemon's InitializeResult here; '' off [$XDG_STATE_HOME/alwaysup]" },
         { "hello", "ALWAYSUP_HELLO", TEXT, NULL, "JSON", "message sent first on every connection" },
-        { "hello-ack-timeout", "ALWAYSUP_HELLO_ACK_TIMEOUT", SECONDS_OR_OFF, NULL, "S", "wait for an answer with \"ok\":true; 0: no wait [10]" },
+        { "hello-ack-timeout", "ALWAYSUP_HELLO_ACK_TIMEOUT", SECONDS_OR_OFF, NULL, "S", "wait for an answer with \"ok\":true; 0: no wait [the setup timeout]" },
+        { "setup-timeout", "ALWAYSUP_SETUP_TIMEOUT", SECONDS, NULL, "S", "bound on the hello answer and the replayed session [60]" },
+        { "max-pending", "ALWAYSUP_MAX_PENDING", BYTES, NULL, "N", "unanswered requests before stdin waits [16384]" },
     };
     const size_t nopts = sizeof opts / sizeof opts[0];
 
@@ -239,6 +241,8 @@ int main(int argc, char **argv) {
     opts[21].target = &d.state_dir;
     opts[22].target = &d.hello;
     opts[23].target = &d.hello_ack_timeout;
+    opts[24].target = &d.setup_timeout;
+    opts[25].target = &d.max_pending;
 
     /* environment first, so flags override it */
     if (getenv("EXAI_WS_HANDSHAKE_TIMEOUT")) set_option(&opts[2], "EXAI_WS_HANDSHAKE_TIMEOUT", getenv("EXAI_WS_HANDSHAKE_TIMEOUT"));
