@@ -36,6 +36,11 @@ def read_text(path):
         return ""
 
 
+def is_sdk_id(x):
+    """An id as the official SDK clients send them: a JSON integer every JSON reader keeps exact."""
+    return isinstance(x, int) and not isinstance(x, bool) and abs(x) <= 2 ** 53 - 1
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

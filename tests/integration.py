@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (LOGDIR, SHIM, SLOW, WRAP, Checks, Daemon, Shim, free_port, run_scenarios,  # noqa: E402
+from harness import (LOGDIR, SHIM, SLOW, WRAP, Checks, Daemon, Shim, free_port, is_sdk_id, run_scenarios,  # noqa: E402
                      scan_logs, scenario_args, summary)
 
 SCENARIOS = []
@@ -48,6 +48,16 @@ def kill_noticed(d, s, timeout=5.0):
     next request is queued rather than sent into the dying connection."""
     seen = s.log().count(" lost: ")
     d.kill()
+    deadline = time.monotonic() + timeout * SLOW
+    while s.log().count(" lost: ") <= seen and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def drop_noticed(d, s, timeout=5.0):
+    """Drop the daemon's connections (no close frame) and wait until the shim
+    has logged the loss."""
+    seen = s.log().count(" lost: ")
+    d.cmd("drop")
     deadline = time.monotonic() + timeout * SLOW
     while s.log().count(" lost: ") <= seen and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -813,8 +823,8 @@ def mcp_session_replayed_after_restart(t):
         t.check(m and "result" in m, "a strict daemon accepts calls after the restart: %r" % (m,))
         MEASURED["strict daemon restarted: first call after restart (session replayed)"] = "%.0f ms" % (took * 1000)
         inits = methods(d, "initialize")
-        t.check(len(inits) == 2 and isinstance(inits[1]["id"], str) and inits[1]["id"].startswith("alwaysup-"),
-                "initialize replayed under a shim-owned id: %r" % [x.get("id") for x in inits])
+        t.check(len(inits) == 2 and is_sdk_id(inits[1]["id"]),
+                "initialize replayed under an integer id of the shim's, as SDK clients send: %r" % [x.get("id") for x in inits])
         t.check(inits[1].get("params") == inits[0].get("params"), "the replay carries the client's own params")
         log = d.log()
         second = log[log.index("start instance B"):]
@@ -979,7 +989,7 @@ def mcp_cold_start(t):
         m = s.wait_for(call, 5)
         t.check(m and "result" in m, "queued call answered after the daemon initialized upstream")
         inits = methods(d, "initialize")
-        t.check(len(inits) == 1 and str(inits[0]["id"]).startswith("alwaysup-"), "the daemon got the client's initialize under a shim id")
+        t.check(len(inits) == 1 and is_sdk_id(inits[0]["id"]), "the daemon got the client's initialize under an integer shim id")
         t.check(len(methods(d, "notifications/initialized")) == 1, "and notifications/initialized once")
         lc = [x for x in s.all if isinstance(x, dict) and str(x.get("method", "")).endswith("list_changed")]
         t.check(len(lc) == 3, "list_changed sent once the daemon is up (%d)" % len(lc))
@@ -1082,23 +1092,128 @@ def hostile_stdin(t):
 
 
 @scenario
-def hostile_stdin_shim_owned_id(t):
-    d = Daemon("hostile-ownid", args=["--mcp-strict"])
-    s = Shim("hostile-ownid", d.url())
+def client_ids_never_refused_nor_confused(t):
+    """No client id is refused for its value (null aside), not even the shim's
+    old string prefix, and a client request with the id of the shim's own
+    pending replay waits for it instead of being confused with it."""
+    d = Daemon("ids", args=["--mcp-strict"])
+    s = Shim("ids", d.url(), "--log-level", "debug")
+    try:
+        i = s.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                     "clientInfo": {"name": "c", "version": "1"}}, id="init")
+        t.check((s.wait_for(i, 5) or {}).get("result"), "initialize with a string id answered")
+        s.notify("notifications/initialized")
+        for odd in ("alwaysup-0123456789ab-1", -7, 2 ** 53 - 1, "", 0):
+            m = s.wait_for(s.request("echo", {"odd": True}, id=odd), 5)
+            t.check(m and "result" in m, "a request with id %r is answered, not refused: %r" % (odd, m))
+        d.cmd("initdelay 800")
+        drop_noticed(d, s)
+        time.sleep(0.3)                          # the replayed initialize (id 1) is now pending at the daemon
+        clash = s.request("tools/list", id=1)
+        m = s.wait_for(clash, 5)
+        t.check(m and "tools" in (m.get("result") or {}), "the request with the replay's id got its own answer: %r" % (m,))
+        inits = methods(d, "initialize")
+        t.check(len(inits) == 2 and inits[1]["id"] == 1, "the replay used id 1: %r" % [x.get("id") for x in inits])
+        last = d.log().rsplit(" open\n", 1)[-1]
+        names = [json.loads(l.split(" recv ", 1)[1]).get("method") for l in last.splitlines() if " recv " in l]
+        t.check(names[:3] == ["initialize", "notifications/initialized", "tools/list"],
+                "the client's id 1 reached the daemon only after the shim's id 1 was answered: %r" % names)
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def mcp_slow_initialize_is_not_dead(t):
+    """A daemon that answers the replayed initialize after 4 s, far past the
+    handshake timeout, while keepalive pings go every 0.5 s: one connection,
+    the queued call answered once it has."""
+    d = Daemon("slowinit", args=["--mcp-strict"])
+    s = Shim("slowinit", d.url(), "--handshake-timeout", "1", "--ping-interval", "0.5", "--ping-timeout", "2",
+             "--log-level", "debug")
     try:
         mcp_init(s)
-        d.kill()
-        d.start()
-        s.wait_for(s.request("tools/list"), 5)
-        ours = [x["id"] for x in methods(d, "initialize") if isinstance(x.get("id"), str)]
-        t.check(len(ours) == 1, "the replay used a shim-owned id")
-        if ours:
-            fake = ours[0][:-1] + "999"
-            s.send({"jsonrpc": "2.0", "id": fake, "method": "tools/list"})
-            s.sent_ids.append(fake)
-            m = s.wait_for(fake)
-            t.check(is_error(m, -32600) and "reserved" in m["error"]["message"], "a request using the shim's id prefix is refused")
-            t.check(fake not in d.log(), "and never reaches the daemon")
+        d.cmd("initdelay 4000")
+        drop_noticed(d, s)
+        t0 = time.monotonic()
+        i = s.request("tools/call", {"name": "echo", "arguments": {}})
+        m = s.wait_for(i, 10)
+        took = time.monotonic() - t0
+        t.check(m and "result" in m, "the call made meanwhile is answered: %r" % (m,))
+        t.timing(3.5 < took < 6, "answered as soon as the slow initialize was (%.1f s)" % took)
+        MEASURED["daemon answering initialize after 4 s: queued call answered after"] = "%.2f s" % took
+        t.check(len(methods(d, "initialize")) == 2, "one replay, not torn down and retried")
+        t.check(d.log().count(" ping ") >= 3, "pings went on while the session was set up")
+        t.check("no answer to the replayed initialize" not in s.log(), "not treated as dead")
+        # with an overall bound shorter than the daemon's delay, the attempt fails and is retried
+        s.stop()
+        d.cmd("initdelay 3000")
+        s = Shim("slowinit2", d.url(), "--setup-timeout", "1", "--queue-timeout", "20")
+        m = s.wait_for(s.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                                "clientInfo": {"name": "c", "version": "1"}}), 5)
+        t.check(m and "result" in m, "a cold start waits for the slow initialize (the client's own request)")
+        s.notify("notifications/initialized")
+        d.cmd("drop")
+        t.check(wait_log(s, r"no answer to the replayed initialize within 1", 5), "--setup-timeout bounds the replay")
+        d.cmd("initdelay 0")
+        m = s.wait_for(s.request("tools/list"), 10)
+        t.check(m and "result" in m, "and the next attempt, quick again, carries the session")
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def mcp_initialize_survives_crash_loop(t):
+    """The daemon dies on receiving initialize three times in a row: the
+    client's initialize is never failed for it, at a cold start or later."""
+    d = Daemon("crashloop", args=["--mcp-strict"])
+    d.cmd("initdrop 3")
+    s = Shim("crashloop", d.url(), "--init-grace", "30", "--log-level", "debug")
+    try:
+        t0 = time.monotonic()
+        m = mcp_init(s)
+        took = time.monotonic() - t0
+        t.check(m and m.get("result", {}).get("serverInfo", {}).get("name") == "testd",
+                "cold start: the client's initialize is answered by the daemon after three crashes: %r" % (m,))
+        MEASURED["cold start, daemon crashing 3 times on initialize: initialize answered after"] = "%.2f s" % took
+        t.check(len(methods(d, "initialize")) == 4, "sent to each new connection until one answered")
+        d.cmd("initdrop 3")
+        drop_noticed(d, s)
+        t0 = time.monotonic()
+        m = s.wait_for(s.request("tools/call", {"name": "echo", "arguments": {}}), 15)
+        t.check(m and "result" in m, "live session: the call works once the replay survives: %r" % (m,))
+        MEASURED["live session, replayed initialize crashing the daemon 3 times: call answered after"] = \
+            "%.2f s" % (time.monotonic() - t0)
+        s.check_clean(t)
+    finally:
+        s.stop()
+        d.stop()
+
+
+@scenario
+def mcp_refused_session_is_quoted(t):
+    """A daemon that refuses the replayed initialize is not "unreachable": a
+    queued request's error quotes the refusal; "already initialized" means
+    it still holds the session, so the shim carries on without the replay."""
+    d = Daemon("refusedq", args=["--mcp-strict"])
+    s = Shim("refusedq", d.url(), "--queue-timeout", "1.5")
+    try:
+        mcp_init(s)
+        d.cmd("initerror on")
+        d.cmd("drop")
+        m = s.wait_for(s.request("tools/list"), 5)
+        err = (m or {}).get("error") or {}
+        t.check("refused the session" in err.get("message", "") and "initialize refused by the test daemon" in err.get("message", ""),
+                "the queued request's error quotes the daemon's refusal: %r" % (err,))
+        t.check((err.get("data") or {}).get("reason") == "daemon_refused", "data.reason is daemon_refused")
+        t.check("unreachable" not in err.get("message", ""), "not called unreachable")
+        d.cmd("initerror already")
+        m = s.wait_for(s.request("tools/list"), 5)
+        t.check(m and "result" in m, "an \"already initialized\" answer: carried on without the replay: %r" % (m,))
+        t.check("still holds the session" in s.log(), "and said so in the log")
         s.check_clean(t)
     finally:
         s.stop()
