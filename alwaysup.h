@@ -2308,9 +2308,10 @@ static const char *au__json_ws(const char *p, const char *end) {
 }
 /* A member of a validated JSON object (the last one if repeated). */
 static int au__json_get(au_tok obj, const char *key, au_tok *out) {
-    const char *p = obj.p, *end = obj.p + obj.len;
+    const char *p = obj.p, *end;
     int found = 0;
     if (!p || obj.len < 2 || *p != '{') return 0;
+    end = obj.p + obj.len;
     p++;
     for (;;) {
         au_tok k, v;
@@ -2399,6 +2400,13 @@ enum { AU__T_RETRY, AU__T_SETUP, AU__T_KEEPALIVE, AU__T_HEALTHY, AU__T_QUEUE, AU
 #define AU__EARLY_GAP 250                /* ms between attempts a client message may trigger */
 #define AU__MAX_DREQS 4096               /* daemon requests remembered at once */
 #define AU__JS_MAX_SAFE 9007199254740991LL   /* 2^53 - 1: every JSON reader keeps these exact */
+/* Test-only: tests/sim builds the core with one rule broken at a time
+   (-DALWAYSUP_MUTANT=n) to show the simulator notices; never set otherwise. */
+#ifdef ALWAYSUP_MUTANT
+#define AU__BROKEN(n) (ALWAYSUP_MUTANT == (n))
+#else
+#define AU__BROKEN(n) 0
+#endif
 
 struct au__act {                          /* an action not taken yet */
     int type, level;
@@ -2792,7 +2800,7 @@ static void au__q_unlink(au_core *c, au__msg *m) {
     c->q.count--;
 }
 static int au__queue_full(const au_core *c) {
-    return c->q.count && (c->q.bytes >= c->d.queue_max_bytes || c->q.count >= c->d.queue_max_count);
+    return c->q.count && !AU__BROKEN(4) && (c->q.bytes >= c->d.queue_max_bytes || c->q.count >= c->d.queue_max_count);
 }
 
 /* ---- sending to the daemon ---- */
@@ -2896,12 +2904,13 @@ static void au__dreq_add(au_core *c, au_tok id) {
     c->dreqs = d;
     c->dreq_count++;
 }
-/* the connection died: each of its requests to the client is cancelled */
+/* The connection died: each of its requests to the client is cancelled (an
+   MCP client is told; in plain JSON-RPC its late answer is just dropped). */
 static void au__dreq_cancel(au_core *c, const char *why) {
     au__dreq **pp = &c->dreqs;
     while (*pp) {
         au__dreq *d = *pp;
-        if (d->gen == c->conn.gen && !d->cancelled) {
+        if (d->gen == c->conn.gen && !d->cancelled && au__mcp(c)) {
             size_t at = AU__ARENA(c)->len;
             au__buf_append(AU__ARENA(c), AU__LIT("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":"));
             au__buf_append(AU__ARENA(c), d->id, d->id_len);
@@ -2909,8 +2918,8 @@ static void au__dreq_cancel(au_core *c, const char *why) {
             au__json_escape(AU__ARENA(c), why, strlen(why));
             au__buf_append(AU__ARENA(c), AU__LIT("\"}}"));
             if (!c->stdout_dead) au__act_arena(c, AU_ACT_STDOUT, at);
-            d->cancelled = 1;
         }
+        if (d->gen == c->conn.gen) d->cancelled = 1;
         if (d->cancelled && c->now - d->t > 600000) { au__dreq_unlink(c, pp); continue; }   /* 10 min on */
         pp = &d->next;
     }
@@ -2953,7 +2962,7 @@ static int64_t au__shim_id(au_core *c) {
         int64_t id = c->mcp.shim_next++;
         if (c->mcp.shim_next > AU__JS_MAX_SAFE) c->mcp.shim_next = 1;
         n = snprintf(key, sizeof key, "n%lld", (long long)id);
-        if (!au__req_find(c, key, (size_t)n, au__fnv(key, (size_t)n))) {
+        if (AU__BROKEN(10) || !au__req_find(c, key, (size_t)n, au__fnv(key, (size_t)n))) {
             au__buf_append(&c->mcp.shim_ids, &id, sizeof id);
             return id;
         }
@@ -3056,6 +3065,7 @@ static void au__begin_session(au_core *c) {
         au__act_arena(c, AU_ACT_SEND, at);
         c->conn.state = AU__REPLAY;
         c->mcp.shim_init_pending = 1;
+        if (AU__BROKEN(9)) { c->conn.state = AU__UP; au__flush_queue(c); c->conn.state = AU__REPLAY; }
         au__log(c, AU_LOG_DEBUG, "replay", "replaying the MCP session (initialize as id %s)", id);
         return;
     }
@@ -3095,7 +3105,7 @@ static void au__replay_answer(au_core *c, const au_jsonrpc *r, int64_t id) {
             return;
         }
         au__buf_set(&c->mcp.daemon_result, r->result.p, r->result.len);
-        if (c->mcp.init_minimal) old.p = NULL;          /* nothing real to compare with */
+        if (c->mcp.init_minimal) { old.p = NULL; old.len = 0; }   /* nothing real to compare with */
         if (au__json_get(old, "protocolVersion", &a) && au__json_get(r->result, "protocolVersion", &b2) && !au__json_same(a, b2))
             au__log(c, AU_LOG_WARN, "protocol_changed", "the new daemon speaks protocol %.*s, the client was told %.*s",
                     (int)AU__MIN(b2.len, 40), b2.p, (int)AU__MIN(a.len, 40), a.p);
@@ -3199,7 +3209,9 @@ static void au__settle_inflight(au_core *c, const char *why, unsigned *failed, u
     for (i = 0; i < n; i++) {
         au__req *r = all[i];
         /* a capped request that kills the daemon must not kill every restart */
-        if (r->msg && ((r->flags & AU_METHOD_RESEND_ALWAYS) || ((r->flags & AU_METHOD_RESEND) && r->resends < c->d.resend_max))) {
+        if (r->msg && (((r->flags & AU_METHOD_RESEND_ALWAYS) && !AU__BROKEN(6)) ||
+                       ((r->flags & AU_METHOD_RESEND) && r->resends < c->d.resend_max))) {
+            if (AU__BROKEN(3)) { au__req_free(c, r); all[i] = NULL; continue; }
             r->sent = 0;
             r->resends++;
             c->reqs.inflight--;
@@ -3209,7 +3221,8 @@ static void au__settle_inflight(au_core *c, const char *why, unsigned *failed, u
             char msg[480];
             snprintf(msg, sizeof msg, "alwaysup: the connection to the daemon was lost before it answered (%.300s); "
                      "the request may or may not have run", why);
-            au__req_fail(c, r, msg, "{\"reason\":\"connection_lost\"}");
+            if (AU__BROKEN(1)) au__req_free(c, r);
+            else au__req_fail(c, r, msg, "{\"reason\":\"connection_lost\"}");
             all[i] = NULL;
             (*failed)++;
         }
@@ -3226,7 +3239,7 @@ static double au__random01(au_core *c) {
 }
 static void au__on_down(au_core *c, const char *why, int refused) {
     double delay;
-    if (c->conn.state >= AU__HELLO && au__mcp(c)) au__dreq_cancel(c, "alwaysup: the connection to the daemon was lost");
+    if (c->conn.state >= AU__HELLO) au__dreq_cancel(c, "alwaysup: the connection to the daemon was lost");
     c->mcp.session_up = 0;
     c->mcp.shim_ids.len = 0;
     c->mcp.shim_init_pending = 0;
@@ -3295,7 +3308,7 @@ static void au__client_line(au_core *c, const char *line, size_t len) {
     if (kind == AU_RPC_REQUEST) {
         const char *bad = NULL;
         if (r.id.p[0] == 'n') bad = "Invalid Request: the id must not be null";
-        else if (role == AU_ROLE_PING && c->conn.state != AU__UP) { au__answer_ping(c, r.id); return; }
+        else if (role == AU_ROLE_PING && c->conn.state != AU__UP && !au__req_lookup(c, r.id)) { au__answer_ping(c, r.id); return; }
         else if (!(q = au__req_new(c, r.id, method, method_len, pol, &dup)))
             bad = dup ? "Invalid Request: a request with this id is still pending" : "alwaysup: out of memory";
         if (bad) {
@@ -3305,6 +3318,11 @@ static void au__client_line(au_core *c, const char *line, size_t len) {
         }
         switch (role) {                                     /* session state to replay later */
         case AU_ROLE_INITIALIZE:
+            if (c->mcp.init_state != AU__INIT_NONE && !AU__BROKEN(12)) {   /* a second one: the daemon's to answer, the session stays */
+                q->role = AU_ROLE_NONE;
+                q->flags = AU_METHOD_RESEND;
+                break;
+            }
             au__buf_set(&c->mcp.init_req, line, len);
             c->mcp.init_id_at = (size_t)(r.id.p - line);
             c->mcp.init_id_len = r.id.len;
@@ -3318,9 +3336,10 @@ static void au__client_line(au_core *c, const char *line, size_t len) {
         }
     } else if (kind == AU_RPC_NOTIFICATION && role == AU_ROLE_INITIALIZED) {
         c->mcp.client_initialized = 1;
-        /* a daemon that has not seen initialize gets this from the replay */
+        /* the replay sends it to a daemon that has not seen initialize yet; once the
+           replayed initialize is answered, it queues behind the replay like any message */
         if ((c->mcp.init_state == AU__INIT_ANSWERED || c->mcp.init_state == AU__INIT_LOCAL) &&
-            !(c->conn.state == AU__UP && c->mcp.session_up))
+            (c->conn.state < AU__REPLAY || (c->conn.state == AU__REPLAY && (c->mcp.shim_init_pending || AU__BROKEN(11)))))
             return;
     } else if (kind == AU_RPC_NOTIFICATION && role == AU_ROLE_CANCELLED) {
         au_tok rid;
@@ -3336,11 +3355,11 @@ static void au__client_line(au_core *c, const char *line, size_t len) {
         }
         /* in flight: the daemon should not answer a cancelled request (and the client does not
            want it), so forget it now rather than hold it forever; a late answer is dropped */
-        au__req_free(c, x);
-    } else if (kind == AU_RPC_RESPONSE && au__mcp(c)) {
+        if (!AU__BROKEN(5)) au__req_free(c, x);
+    } else if (kind == AU_RPC_RESPONSE) {
         au__dreq **pp = au__dreq_find(c, r.id);
         /* only the connection that asked may hear the answer, also while it sets the session up */
-        if (!pp || (*pp)->cancelled || (*pp)->gen != c->conn.gen || c->conn.state < AU__REPLAY) {
+        if (!pp || (!AU__BROKEN(8) && ((*pp)->cancelled || (*pp)->gen != c->conn.gen || c->conn.state < AU__REPLAY))) {
             char id[80];
             au__printable(id, sizeof id, r.id.p, r.id.len);
             au__log(c, AU_LOG_INFO, "answer_dropped", "dropped the client's answer to %s: the daemon connection that asked is gone", id);
@@ -3377,6 +3396,7 @@ static void au__daemon_message(au_core *c, const char *p, size_t n, int binary) 
         return;
     }
     if (kind == AU_RPC_RESPONSE && au__shim_take(c, r.id, &shim_id)) {
+        if (AU__BROKEN(2)) au__act_ref(c, AU_ACT_STDOUT, p + lead, n - lead);
         au__replay_answer(c, &r, shim_id);              /* answers to our own requests never reach the client */
         return;
     }
@@ -3399,7 +3419,7 @@ static void au__daemon_message(au_core *c, const char *p, size_t n, int binary) 
             } else c->mcp.init_state = AU__INIT_NONE;
         }
         au__req_free(c, q);
-    } else if (kind == AU_RPC_REQUEST && au__mcp(c)) au__dreq_add(c, r.id);
+    } else if (kind == AU_RPC_REQUEST) au__dreq_add(c, r.id);
     if (c->stdout_dead) return;
     if (r.multiline) {                                 /* pretty-printed: one line, same meaning */
         folded = AU__ARENA(c)->len;
@@ -3479,7 +3499,7 @@ static void au__arm(au_core *c) {
         else if (c->d.ping_timeout > 0) t[AU__T_KEEPALIVE] = c->conn.ping_sent_at + au__ms(c->d.ping_timeout);
     }
     if (c->conn.state == AU__UP && !c->conn.healthy) t[AU__T_HEALTHY] = c->conn.up_since + au__ms(c->d.healthy_after);
-    if ((m = au__oldest_timed(c)) != NULL) t[AU__T_QUEUE] = m->t + au__ms(c->d.queue_timeout);
+    if ((m = au__oldest_timed(c)) != NULL && !AU__BROKEN(7)) t[AU__T_QUEUE] = m->t + au__ms(c->d.queue_timeout);
     if (ip && !ip->sent && ip->msg && c->d.init_grace > 0) t[AU__T_INIT_GRACE] = ip->msg->t + au__ms(c->d.init_grace);
 }
 static void au__after(au_core *c) {
