@@ -8,7 +8,7 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 B       := build
 HDR     := alwaysup.h
 
-.PHONY: all test check-symbols demo soak conformance fuzz bench windows test-windows clean
+.PHONY: all test check-symbols demo soak conformance fuzz bench windows test-windows clean sim sim-mutants
 
 all: $(B)/alwaysup $(B)/testd $(B)/echo_client
 
@@ -32,6 +32,20 @@ tools/bench/peers/node_modules/.package-lock.json: tools/bench/peers/package-loc
 	cd tools/bench/peers && npm ci --no-audit --no-fund --loglevel=error
 bench: $(B)/bench $(B)/alwaysup $(B)/testd tools/bench/peers/node_modules/.package-lock.json
 	$(B)/bench $(BENCH_ARGS)
+
+# the session core under deterministic simulation: SEEDS schedules (and every
+# seed that ever failed), two processes; a failure prints its seed and a shrunk trace
+SEEDS ?= 100000
+SIM_JOBS ?= 2
+$(B)/sim: tests/sim/sim.c $(HDR) | $(B)
+	$(CC) -std=c99 -Wall -Wextra -Werror $(OPT) -I. $< -o $@
+$(B)/sim-asan: tests/sim/sim.c $(HDR) | $(B)
+	$(CC) -std=c99 -Wall -Wextra -Werror -O1 -g $(SAN) -I. $< -o $@
+sim: $(B)/sim
+	@$(B)/sim --seeds $(SEEDS) --jobs $(SIM_JOBS) --regressions tests/sim/regressions.txt
+# each invariant can fail: the core built with one rule broken at a time
+sim-mutants:
+	@SEEDS=50000 JOBS=$(SIM_JOBS) bash tests/sim/mutants.sh
 
 # every libFuzzer harness (clang) for FUZZ_SECONDS each, two at a time
 FUZZ_SECONDS ?= 60

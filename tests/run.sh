@@ -119,6 +119,11 @@ if have valgrind; then
 else skip integration-valgrind "valgrind not installed"; fi
 suite soak-20-restarts "$PY" tools/soak.py --restarts 20
 
+echo "== the session core under deterministic simulation (tests/sim: every seed that ever failed, then fresh ones)"
+suite sim sh -c "$MAKE -s build/sim && build/sim --seeds 200000 --first 1 --jobs 2 --regressions tests/sim/regressions.txt --quiet"
+suite sim-asan-ubsan sh -c "$MAKE -s build/sim-asan && build/sim-asan --seeds 20000 --first 1000001 --jobs 2 --quiet"
+suite sim-mutants $MAKE -s sim-mutants
+
 echo "== WebSocket conformance (Autobahn client cases 1-7, 9, 10; section 9 scaled down)"
 suite build-conformance $MAKE -s build/testd build/echo_client build/echo_client-asan
 suite conformance "$PY" tools/conformance.py --scale quick --out build/CONFORMANCE-quick.md
@@ -136,6 +141,11 @@ else skip interop-python-nginx "python3-websockets not installed (tools/install-
 if have node && [ -d tests/node_modules/@modelcontextprotocol/sdk ]; then
     suite interop-mcp-sdk node tests/interop/sdk_interop.mjs
 else skip interop-mcp-sdk "node or tests/node_modules missing (tools/install-deps.sh runs npm ci)"; fi
+# supergateway and server-everything (real daemons), and the SDK daemon with faults: about 110 s
+if have node && [ -d tests/node_modules/@modelcontextprotocol/sdk ] && [ -d tests/node_modules/supergateway ] &&
+    [ -d tests/node_modules/@modelcontextprotocol/server-everything ]; then
+    suite interop-real-daemons node tests/interop/real_daemons.mjs
+else skip interop-real-daemons "node or tests/node_modules missing (tools/install-deps.sh runs npm ci)"; fi
 
 echo "== benchmark smoke (tools/bench --quick: every contender answers; the figures are not judged here)"
 suite bench-quick sh -c "$MAKE -s build/bench build/alwaysup build/testd tools/bench/peers/node_modules/.package-lock.json && build/bench --quick"
