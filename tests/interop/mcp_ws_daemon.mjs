@@ -4,6 +4,8 @@
 //
 //   node mcp_ws_daemon.mjs --port N [--host 127.0.0.1] [--instance NAME]
 //                          [--strict initialized|initialize|off]
+//                          [--die-on-initialize N [--die-count-file PATH]]
+//                          [--init-delay MS] [--flood]
 //
 // Prints "listening N" on stdout once the port is bound; logs go to stderr.
 // Every WebSocket connection gets its own McpServer (one MCP session per
@@ -27,13 +29,33 @@
 //
 // Tools: echo {text}, sleep {ms}, whoami {}, bigecho {data}. The server
 // advertises tools.listChanged: true. SIGTERM/SIGINT exit at once.
+//
+// Faults, for the fault-timing tests (tests/interop/real_daemons.mjs); all off
+// by default:
+//   --die-on-initialize N   the process exits (status 3) the moment an
+//                           initialize request arrives, before answering it,
+//                           N times in all: with --die-count-file the count is
+//                           kept in that file, so a loop that restarts the
+//                           daemon sees N deaths and then a daemon that works
+//                           (without the file: this process only)
+//   --init-delay MS         hold an initialize request, and every message after
+//                           it on that connection, for MS ms before handling them
+//   --flood                 adds the tool flood {count, pad}: answers at once,
+//                           then sends count notifications/flood {seq, pad} one
+//                           after another, each after the previous one was
+//                           written to the socket (back-pressure), then one
+//                           notifications/flood_done {count}; progress on stderr
 
+import fs from 'node:fs';
 import { WebSocketServer } from 'ws';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 
 function parseArgs(argv) {
-    const o = { port: 0, host: '127.0.0.1', instance: 'daemon', strict: 'initialized' };
+    const o = {
+        port: 0, host: '127.0.0.1', instance: 'daemon', strict: 'initialized',
+        dieOnInitialize: 0, dieCountFile: '', initDelay: 0, flood: false
+    };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const val = () => {
@@ -44,15 +66,22 @@ function parseArgs(argv) {
         else if (a === '--host') o.host = val();
         else if (a === '--instance') o.instance = val();
         else if (a === '--strict') o.strict = val();
+        else if (a === '--die-on-initialize') o.dieOnInitialize = Number(val());
+        else if (a === '--die-count-file') o.dieCountFile = val();
+        else if (a === '--init-delay') o.initDelay = Number(val());
+        else if (a === '--flood') o.flood = true;
         else if (a === '--help' || a === '-h') usage();
         else usage(`unknown argument ${a}`);
     }
     if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) usage('bad --port');
     if (!['initialized', 'initialize', 'off'].includes(o.strict)) usage('bad --strict');
+    if (!Number.isInteger(o.dieOnInitialize) || o.dieOnInitialize < 0) usage('bad --die-on-initialize');
+    if (!Number.isFinite(o.initDelay) || o.initDelay < 0) usage('bad --init-delay');
     return o;
 }
 function usage(err) {
-    const text = 'usage: mcp_ws_daemon.mjs --port N [--host H] [--instance NAME] [--strict initialized|initialize|off]\n';
+    const text = 'usage: mcp_ws_daemon.mjs --port N [--host H] [--instance NAME] [--strict initialized|initialize|off]\n' +
+        '                        [--die-on-initialize N [--die-count-file PATH]] [--init-delay MS] [--flood]\n';
     if (err) {
         process.stderr.write(`mcp_ws_daemon: ${err}\n${text}`);
         process.exit(2);
@@ -69,6 +98,26 @@ function log(msg) {
 function short(s, n = 120) {
     s = String(s);
     return s.length > n ? `${s.slice(0, n)}... (${s.length} chars)` : s;
+}
+
+// --die-on-initialize: true if this initialize is one to die on (and counts it).
+let diedHere = 0;
+function dieNow() {
+    if (opts.dieOnInitialize <= 0) return false;
+    let died = diedHere;
+    if (opts.dieCountFile) {
+        try {
+            died = Number(fs.readFileSync(opts.dieCountFile, 'utf8').trim()) || 0;
+        } catch {
+            died = 0;
+        }
+    }
+    if (died >= opts.dieOnInitialize) return false;
+    died++;
+    diedHere++;
+    if (opts.dieCountFile) fs.writeFileSync(opts.dieCountFile, `${died}\n`);
+    log(`--die-on-initialize: exiting on this initialize (death ${died} of ${opts.dieOnInitialize})`);
+    return true;
 }
 
 // An SDK Transport over one server-side ws socket.
@@ -143,12 +192,33 @@ class StrictGate {
         this.state = 'new'; // new -> initializing -> ready
         this.refused = 0;
         this.initializeCount = 0;
+        this.held = null; // --init-delay: messages held since an initialize
         this.onclose = undefined;
         this.onerror = undefined;
         this.onmessage = undefined;
         inner.onclose = () => this.onclose?.();
         inner.onerror = e => this.onerror?.(e);
-        inner.onmessage = (m, extra) => this._in(m, extra);
+        inner.onmessage = (m, extra) => this._hold(m, extra);
+    }
+    _hold(m, extra) {
+        if (this.held) {
+            this.held.push([m, extra]);
+            return;
+        }
+        const isInitialize = m && typeof m === 'object' && m.method === 'initialize' && 'id' in m;
+        if (isInitialize && dieNow()) process.exit(3);
+        if (isInitialize && opts.initDelay > 0) {
+            log(`${this.label}: --init-delay: holding initialize id=${JSON.stringify(m.id)} for ${opts.initDelay} ms`);
+            this.held = [[m, extra]];
+            setTimeout(() => {
+                const held = this.held;
+                this.held = null;
+                log(`${this.label}: --init-delay: releasing initialize and ${held.length - 1} later message(s)`);
+                for (const [hm, he] of held) this._in(hm, he);
+            }, opts.initDelay);
+            return;
+        }
+        this._in(m, extra);
     }
     _in(m, extra) {
         const isRequest = m && typeof m === 'object' && typeof m.method === 'string' && 'id' in m;
@@ -221,6 +291,33 @@ function makeServer() {
         { description: 'Returns its data argument verbatim (large payloads).', inputSchema: { data: z.string() } },
         async ({ data }) => ({ content: [{ type: 'text', text: data }] })
     );
+    if (opts.flood) {
+        server.registerTool(
+            'flood',
+            {
+                description: 'Answers at once, then sends count notifications/flood {seq, pad}, then notifications/flood_done.',
+                inputSchema: { count: z.number().int().min(1), pad: z.number().int().min(0).default(0) }
+            },
+            async ({ count, pad }) => {
+                const padding = 'p'.repeat(pad);
+                setImmediate(async () => {
+                    const t = Date.now();
+                    log(`flood: sending ${count} notifications of ${pad} bytes of padding`);
+                    try {
+                        for (let seq = 1; seq <= count; seq++) {
+                            await server.server.notification({ method: 'notifications/flood', params: { seq, pad: padding } });
+                            if (seq % 5000 === 0) log(`flood: sent ${seq} of ${count}`);
+                        }
+                        await server.server.notification({ method: 'notifications/flood_done', params: { count } });
+                        log(`flood: done, ${count} sent in ${Date.now() - t} ms`);
+                    } catch (e) {
+                        log(`flood: stopped: ${e.message}`);
+                    }
+                });
+                return { content: [{ type: 'text', text: `flooding ${count}` }] };
+            }
+        );
+    }
     return server;
 }
 
@@ -233,7 +330,12 @@ const wss = new WebSocketServer({
 let connections = 0;
 wss.on('listening', () => {
     const port = wss.address().port;
-    log(`listening on ${opts.host}:${port} (strict: ${opts.strict})`);
+    const faults = [
+        opts.dieOnInitialize ? `die-on-initialize ${opts.dieOnInitialize}${opts.dieCountFile ? ` (count in ${opts.dieCountFile})` : ''}` : '',
+        opts.initDelay ? `init-delay ${opts.initDelay} ms` : '',
+        opts.flood ? 'flood tool' : ''
+    ].filter(Boolean);
+    log(`listening on ${opts.host}:${port} (strict: ${opts.strict}${faults.length ? `; ${faults.join(', ')}` : ''})`);
     process.stdout.write(`listening ${port}\n`);
 });
 wss.on('error', err => {
