@@ -33,16 +33,38 @@
           au_lines_*                      stdio line framer
           au_jsonrpc_scan, au_json_fold   JSON-RPC envelope scanner
           au_backoff_*                    retry schedule as data
-     2. Operating system:
+     2. The session core: every decision, as events in and actions out;
+        no socket, no clock, no file, bounded by its descriptor:
+          au_core_init/free               state, from au_core_desc
+          au_core_client_line/..._eof     events: a client line, EOF, stdout
+          au_core_daemon_up/message/down  closed; a daemon connection up, a
+          au_core_pause/stop/timeout      message, down (with why); SIGTERM;
+                                          the deadline has come
+          au_core_next_action             AU_ACT_STDOUT/SEND/PING/CONNECT/
+                                          CLOSE/DROP/SAVE/LOG, in order
+          au_core_deadline/wants_client   when to call again; read stdin?
+          au_mcp_methods                  MCP policy as data: which methods
+                                          are re-sent, replayed, answered here
+     3. Operating system:
           au_random_bytes                 the OS CSPRNG
           au_poll, au_now_ms              poll() over sockets (select() on
                                           Windows) and a monotonic clock
           au_client_*                     one WebSocket connection over
                                           non-blocking TCP, for your poll loop
-     3. The bridge (stdio <-> WebSocket, never gives up):
+     4. The bridge: the core driven over stdio, au_client and poll:
           au_bridge_run                   the whole shim in one call
           au_bridge_init/pollfds/timeout/step/stop/free
                                           the same inside your own loop
+
+   THE CORE IN YOUR OWN LOOP
+        au_core c;  au_core_desc d = {0};  au_action a;
+        au_core_init(&c, &d, now);
+        au_core_client_line(&c, line, len, now);     // or any other event
+        while (au_core_next_action(&c, &a)) ...      // take every action
+        // at au_core_deadline(&c): au_core_timeout(&c, now)
+     Action data stays valid until the next event. The shim's own requests
+     (the replayed initialize, setLevel, subscribe) carry integer ids, as an
+     SDK client's do, that no pending client request has.
 
    THE BRIDGE IN ONE CALL
         au_bridge_desc d = {0};           // zero fields mean "default"
