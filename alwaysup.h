@@ -494,7 +494,9 @@ enum {
     AU_ROLE_SUBSCRIBE,       /* resources/subscribe: the set of URIs replayed */
     AU_ROLE_UNSUBSCRIBE,     /* resources/unsubscribe: leaves that set */
     AU_ROLE_CANCELLED,       /* notifications/cancelled: forgets the request it names */
-    AU_ROLE_PING             /* answered here while no daemon holds the session */
+    AU_ROLE_PING,            /* answered here while no daemon holds the session */
+    AU_ROLE_TOOLS_LIST,      /* translated by a dialect (exai: list_tools, answered in order) */
+    AU_ROLE_TOOLS_CALL       /* translated by a dialect (exai: call_tool by request id) */
 };
 enum {
     AU_METHOD_RESEND = 1,    /* a new daemon may run it again: re-sent after a lost connection */
@@ -508,6 +510,22 @@ typedef struct au_method_policy {
 } au_method_policy;
 /* The MCP table the core uses unless au_core_desc.methods says otherwise. */
 ALWAYSUP_DEF const au_method_policy *au_mcp_methods(int *count);
+
+/* Daemon dialects: what the daemon side of the core speaks. MCP passes the
+   client's JSON-RPC through (and carries the session over); EXAI makes the
+   core the MCP server towards the client and speaks EX-AI-MCP-Server's "op"
+   protocol to the daemon (hello, list_tools, call_tool by request id). A
+   dialect is a method table and a translator in the core. */
+enum { AU_DIALECT_MCP = 0, AU_DIALECT_EXAI };
+typedef struct au_exai_desc {
+    const char *session_id;            /* NULL: a random UUID per core, kept across reconnects */
+    const char *token;                 /* the hello's token; NULL: ""; never logged */
+    const char *server_name;           /* serverInfo.name for the client; NULL: "ex-ws-shim" */
+    double ack_grace;                  /* 0: 120 s added to a call_tool_ack's timeout */
+} au_exai_desc;
+/* The EX-AI dialect's table: initialize and ping answered here, tools/list
+   and tools/call translated, every other request -32601. */
+ALWAYSUP_DEF const au_method_policy *au_exai_methods(int *count);
 
 typedef struct au_core_desc {
     const char *daemon_name;           /* for logs (a URL without its query); NULL: "the daemon" */
@@ -533,6 +551,10 @@ typedef struct au_core_desc {
     int num_methods;
     const char *remembered;            /* the last InitializeResult from this daemon (copied) */
     size_t remembered_len;
+    int dialect;                       /* AU_DIALECT_MCP (0) or AU_DIALECT_EXAI */
+    au_exai_desc exai;                 /* the EXAI dialect's settings (hello, serverInfo) */
+    int no_resend;                     /* 1: a call in flight on a lost connection gets an error
+                                          instead of being sent again (EXAI: tools/call) */
     int log_level;                     /* 0: AU_LOG_INFO; LOG actions above it are not made */
     au_random_fn random;               /* backoff jitter; NULL: au_random_bytes */
     void *random_user;
@@ -562,6 +584,7 @@ typedef struct au__req au__req;
 typedef struct au__msg au__msg;
 typedef struct au__dreq au__dreq;
 typedef struct au__act au__act;
+typedef struct au__call au__call;
 
 typedef struct au_core {
     au_core_desc d;                    /* with the defaults filled in */
@@ -605,10 +628,20 @@ typedef struct au_core {
         int shim_init_pending;
         int64_t shim_init_id;
     } mcp;
+    struct {                           /* the EXAI dialect */
+        au__buf hello;                 /* {"op":"hello",...}, built once */
+        char rid_prefix[128];          /* request ids: <session>-<random>-<seq> */
+        size_t rid_prefix_len;
+        au__call *calls;               /* every tools/call not answered yet */
+        unsigned shim_lists;           /* our own list_tools in flight, answered first */
+        au__buf seen_tools;            /* the tools array the client was last given */
+        int timers_dirty;
+        int64_t next_timer;
+    } exai;
     au__dreq *dreqs;                   /* daemon requests the client has not answered */
     size_t dreq_count;
     au_backoff backoff;
-    int64_t timers[8];                 /* one deadline per AU__T_*, -1: not armed */
+    int64_t timers[10];                /* one deadline per AU__T_*, -1: not armed */
     int64_t now, phase_deadline;
     int phase, stdin_eof, stdout_dead;
     au__buf scratch;
@@ -766,6 +799,11 @@ typedef struct au_bridge_desc {
     const char *hello;                 /* JSON sent first on every connection; NULL: none */
     double hello_ack_timeout;          /* 0: the setup timeout, for an answer with "ok":true;
                                           < 0: no wait */
+    /* the daemon's protocol */
+    int daemon_protocol;               /* AU_DIALECT_MCP (0) or AU_DIALECT_EXAI; EXAI offers no
+                                          subprotocol unless one is given, and sends its own hello */
+    au_exai_desc exai;                 /* EXAI: session id, token, serverInfo name, ack grace */
+    int no_resend;                     /* 1: a call in flight on a lost connection gets an error */
 } au_bridge_desc;
 
 typedef struct au_bridge {
@@ -2418,7 +2456,8 @@ static double au__secs(int64_t ms) { return (double)ms / 1000.0; }
 enum { AU__DOWN, AU__CONNECTING, AU__HELLO, AU__REPLAY, AU__UP };
 enum { AU__INIT_NONE, AU__INIT_PENDING, AU__INIT_ANSWERED, AU__INIT_LOCAL };   /* the client's initialize */
 enum { AU__RUN, AU__DRAIN, AU__CLOSING, AU__DONE };   /* the process */
-enum { AU__T_RETRY, AU__T_SETUP, AU__T_KEEPALIVE, AU__T_HEALTHY, AU__T_QUEUE, AU__T_INIT_GRACE, AU__T_PHASE, AU__T_COUNT };
+enum { AU__T_RETRY, AU__T_SETUP, AU__T_KEEPALIVE, AU__T_HEALTHY, AU__T_QUEUE, AU__T_INIT_GRACE, AU__T_PHASE, AU__T_DIALECT, AU__T_COUNT };
+typedef char au__timers_fit[AU__T_COUNT <= 10 ? 1 : -1];     /* au_core.timers */
 #define AU__EARLY_GAP 250                /* ms between attempts a client message may trigger */
 #define AU__MAX_DREQS 4096               /* daemon requests remembered at once */
 #define AU__JS_MAX_SAFE 9007199254740991LL   /* 2^53 - 1: every JSON reader keeps these exact */
@@ -2447,6 +2486,7 @@ struct au__msg {                          /* a client message waiting for the da
 struct au__req {                          /* a client request not answered yet */
     au__req *next;                        /* hash chain */
     au__msg *msg;                         /* queued, or kept to re-send if safe */
+    au__call *call;                       /* EXAI: the call_tool state of a tools/call */
     uint64_t seq;
     int64_t t;
     int sent, role, resends;
@@ -2767,7 +2807,7 @@ static au__req *au__req_new(au_core *c, au_tok id, const char *method, size_t me
     if (pol) {
         r->flags = pol->flags;
         r->role = pol->role;
-        if (c->d.no_mcp) { r->flags &= AU_METHOD_RESEND; r->role = AU_ROLE_NONE; }   /* plain JSON-RPC */
+        if (c->d.no_mcp && c->d.dialect == AU_DIALECT_MCP) { r->flags &= AU_METHOD_RESEND; r->role = AU_ROLE_NONE; }   /* plain JSON-RPC */
     }
     r->seq = ++c->reqs.seq;
     r->t = c->now;
@@ -2777,6 +2817,7 @@ static au__req *au__req_new(au_core *c, au_tok id, const char *method, size_t me
     return r;
 }
 static void au__q_unlink(au_core *c, au__msg *m);
+static void au__call_free(au_core *c, au__call *x);
 static void au__req_free(au_core *c, au__req *r) {
     au__req **pp = &c->reqs.tab[r->hash & (c->reqs.cap - 1)];
     while (*pp != r) pp = &(*pp)->next;
@@ -2784,6 +2825,7 @@ static void au__req_free(au_core *c, au__req *r) {
     c->reqs.count--;
     if (r->sent) c->reqs.inflight--;
     if (r == c->mcp.init_pending) c->mcp.init_pending = NULL;
+    if (r->call) au__call_free(c, r->call);
     if (r->msg) {
         if (!r->sent) au__q_unlink(c, r->msg);     /* still queued */
         au__retire(c, r->msg);
@@ -2872,7 +2914,7 @@ static void au__forward(au_core *c, const char *line, size_t len, au__req *r) {
 }
 
 /* ---- MCP session memory ---- */
-static int au__mcp(const au_core *c) { return !c->d.no_mcp; }
+static int au__mcp(const au_core *c) { return !c->d.no_mcp && c->d.dialect == AU_DIALECT_MCP; }
 static void au__buf_set(au__buf *o, const char *p, size_t n) {
     o->off = o->len = 0;
     au__buf_append(o, p, n);
@@ -3073,8 +3115,10 @@ static void au__session_ready(au_core *c, int replayed) {
 }
 /* A new daemon has never seen the client's initialize: replay it under an
    id of ours, then the rest of the session state, before any queued message. */
+static void au__exai_begin(au_core *c);
 static void au__begin_session(au_core *c) {
     au__buf *ir = &c->mcp.init_req;
+    if (c->d.dialect == AU_DIALECT_EXAI) { au__exai_begin(c); return; }
     if (au__mcp(c) && (c->mcp.init_state == AU__INIT_ANSWERED || c->mcp.init_state == AU__INIT_LOCAL) && ir->len) {
         char id[24];
         size_t at = AU__ARENA(c)->len;
@@ -3259,8 +3303,10 @@ static double au__random01(au_core *c) {
     else au_random_bytes(&x, sizeof x);
     return (double)x / 4294967296.0;
 }
+static void au__exai_lost(au_core *c);
 static void au__on_down(au_core *c, const char *why, int refused) {
     double delay;
+    if (c->d.dialect == AU_DIALECT_EXAI) au__exai_lost(c);
     if (c->conn.state >= AU__HELLO) au__dreq_cancel(c, "alwaysup: the connection to the daemon was lost");
     c->mcp.session_up = 0;
     c->mcp.shim_ids.len = 0;
@@ -3298,6 +3344,452 @@ static int au__id_usable(au_tok id) {
 static void au__answer_ping(au_core *c, au_tok id) {
     au__reply_result(c, id.p, id.len, AU__LIT("{}"));
 }
+/* ---- daemon dialect: EX-AI-MCP-Server's "op" protocol ----
+   Towards the client the core is the MCP server (initialize and ping here,
+   tools/list and tools/call translated); towards the daemon it speaks ops.
+   Calls carry request ids of ours that stay the same when a call is sent
+   again, so a daemon that finished it answers from its result store. */
+static const au_method_policy au__exai_table[] = {
+    { "initialize", AU_ROLE_INITIALIZE, 0 },
+    { "notifications/initialized", AU_ROLE_INITIALIZED, 0 },
+    { "notifications/cancelled", AU_ROLE_CANCELLED, 0 },
+    { "ping", AU_ROLE_PING, 0 },
+    { "tools/list", AU_ROLE_TOOLS_LIST, AU_METHOD_RESEND },
+    { "tools/call", AU_ROLE_TOOLS_CALL, AU_METHOD_RESEND }   /* same request id: the daemon's store answers */
+};
+ALWAYSUP_DEF const au_method_policy *au_exai_methods(int *count) {
+    if (count) *count = (int)(sizeof au__exai_table / sizeof au__exai_table[0]);
+    return au__exai_table;
+}
+struct au__call {                         /* a tools/call the daemon has not finished */
+    au__call *next;
+    au__req *r;
+    au__buf op;                           /* the call_tool message, for retries */
+    au__buf stream;                       /* stream_chunk texts, still JSON-escaped */
+    char *progress_token;                 /* the client's _meta.progressToken, raw JSON; NULL: none */
+    size_t progress_token_len;
+    uint64_t progress;
+    int64_t deadline;                     /* acked: timeout + grace; 0: none yet */
+    int64_t retry_at;                     /* "still being processed": send again then; 0: no */
+    double acked_timeout;
+};
+static void au__call_free(au_core *c, au__call *x) {
+    au__call **pp = &c->exai.calls;
+    while (*pp && *pp != x) pp = &(*pp)->next;
+    if (*pp) *pp = x->next;
+    au__buf_free(&x->op);
+    au__buf_free(&x->stream);
+    ALWAYSUP_FREE(x->progress_token);
+    ALWAYSUP_FREE(x);
+    c->exai.timers_dirty = 1;
+}
+static int au__exai_setup(au_core *c) {
+    {
+        char sid[80];
+        uint8_t rnd[20];
+        const char *token = c->d.exai.token ? c->d.exai.token : "";
+        if (c->d.random) c->d.random(c->d.random_user, rnd, sizeof rnd);
+        else if (au_random_bytes(rnd, sizeof rnd) != AU_OK) memset(rnd, 0x5a, sizeof rnd);
+        if (c->d.exai.session_id && c->d.exai.session_id[0])
+            snprintf(sid, sizeof sid, "%.79s", c->d.exai.session_id);
+        else {                                          /* a v4 UUID, one per shim process */
+            rnd[6] = (uint8_t)((rnd[6] & 0x0f) | 0x40);
+            rnd[8] = (uint8_t)((rnd[8] & 0x3f) | 0x80);
+            snprintf(sid, sizeof sid, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+                     rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9], rnd[10], rnd[11], rnd[12], rnd[13], rnd[14],
+                     rnd[15]);
+        }
+        if (!c->d.exai.server_name || !c->d.exai.server_name[0]) c->d.exai.server_name = "ex-ws-shim";
+        if (!(c->d.exai.ack_grace > 0)) c->d.exai.ack_grace = 120;
+        c->d.exai.session_id = NULL;                    /* the caller's strings are not kept */
+        c->d.exai.token = NULL;
+        au__buf_set(&c->exai.hello, AU__LIT("{\"op\":\"hello\",\"session_id\":\""));
+        au__json_escape(&c->exai.hello, sid, strlen(sid));
+        au__buf_append(&c->exai.hello, AU__LIT("\",\"token\":\""));
+        au__json_escape(&c->exai.hello, token, strlen(token));
+        au__buf_append(&c->exai.hello, AU__LIT("\"}\0"));
+        if (!c->exai.hello.p) return AU_ENOMEM;
+        c->exai.hello.len--;                            /* the NUL stays after it */
+        c->d.hello = (const char *)c->exai.hello.p;
+        /* a process's request ids never meet another's in the daemon's store, even with one session id */
+        c->exai.rid_prefix_len = (size_t)snprintf(c->exai.rid_prefix, sizeof c->exai.rid_prefix, "%.80s-%02x%02x%02x%02x-", sid,
+                                                  rnd[16], rnd[17], rnd[18], rnd[19]);
+        if (!c->d.methods || c->d.methods == au__mcp_table) c->d.methods = au_exai_methods(&c->d.num_methods);
+        c->exai.next_timer = -1;
+    }
+    return AU_OK;
+}
+/* the request id of a call, from the daemon's "request_id" */
+static au__req *au__exai_find_call(au_core *c, au_tok rid) {
+    au__call *x;
+    uint64_t seq = 0;
+    size_t i, n = c->exai.rid_prefix_len;
+    if (!rid.p || rid.p[0] != '"' || rid.len < n + 3 || memcmp(rid.p + 1, c->exai.rid_prefix, n) != 0) return NULL;
+    for (i = n + 1; i + 1 < rid.len; i++) {
+        if (!au__is_digit(rid.p[i]) || seq > 1000000000000000ULL) return NULL;
+        seq = seq * 10 + (uint64_t)(rid.p[i] - '0');
+    }
+    for (x = c->exai.calls; x; x = x->next)
+        if (x->r->seq == seq) return x->r;
+    return NULL;
+}
+static void au__exai_reply_text(au_core *c, au__req *r, const char *text_json, size_t n, int is_error) {
+    au__buf *o = &c->scratch;
+    au__buf_set(o, AU__LIT("{\"content\":[{\"type\":\"text\",\"text\":"));
+    au__buf_append(o, text_json, n);
+    au__buf_append(o, is_error ? "}],\"isError\":true}" : "}]}", is_error ? 18 : 3);
+    au__reply_result(c, r->id, r->id_len, (const char *)o->p, o->len);
+}
+static void au__exai_reply_message(au_core *c, au__req *r, const char *plain, int is_error) {
+    au__buf q;
+    memset(&q, 0, sizeof q);
+    au__buf_append(&q, "\"", 1);
+    au__json_escape(&q, plain, strlen(plain));
+    au__buf_append(&q, "\"", 1);
+    if (q.p) au__exai_reply_text(c, r, (const char *)q.p, q.len, is_error);
+    au__buf_free(&q);
+}
+/* a client's tools/list or tools/call, as the op the daemon understands */
+static void au__exai_forward(au_core *c, au__req *r, const char *op, size_t n) {
+    au__msg *m = au__msg_new(op, n);
+    if (!m) { au__req_fail(c, r, "alwaysup: out of memory", NULL); return; }
+    m->req = r;
+    m->t = c->now;
+    if (c->conn.state == AU__UP && !c->q.head) { au__send(c, m->data, m->len, r, m); return; }
+    r->msg = m;
+    au__q_insert(c, m, NULL);
+    au__kick(c);
+}
+static void au__exai_initialize(au_core *c, const au_jsonrpc *r) {
+    static const char *const known[] = { "\"2024-11-05\"", "\"2025-03-26\"", "\"2025-06-18\"", "\"2025-11-25\"" };
+    au_tok pv;
+    size_t i;
+    const char *version = "\"2025-06-18\"";
+    au__buf *o = &c->scratch;
+    if (r->params.p && au__json_get(r->params, "protocolVersion", &pv))
+        for (i = 0; i < sizeof known / sizeof known[0]; i++)
+            if (pv.len == strlen(known[i]) && memcmp(pv.p, known[i], pv.len) == 0) version = known[i];
+    au__buf_set(o, AU__LIT("{\"protocolVersion\":"));
+    au__buf_append(o, version, strlen(version));
+    au__buf_append(o, AU__LIT(",\"capabilities\":{\"tools\":{\"listChanged\":true}},\"serverInfo\":{\"name\":\""));
+    au__json_escape(o, c->d.exai.server_name, strlen(c->d.exai.server_name));
+    au__buf_append(o, AU__LIT("\",\"version\":\"" ALWAYSUP_VERSION_STRING "\"}}"));
+    au__reply_result(c, r->id.p, r->id.len, (const char *)o->p, o->len);
+}
+static void au__exai_client(au_core *c, const au_jsonrpc *r, int kind, int role, const char *method, size_t method_len,
+                            const au_method_policy *pol) {
+    au__req *q;
+    int dup;
+    if (kind == AU_RPC_NOTIFICATION) {
+        if (role == AU_ROLE_CANCELLED) {
+            au_tok rid;
+            au__req *x = r->params.p && au__json_get(r->params, "requestId", &rid) ? au__req_lookup(c, rid) : NULL;
+            if (x) au__req_free(c, x);                  /* the op protocol cannot cancel: its answer is dropped */
+        } else if (role != AU_ROLE_INITIALIZED)
+            au__log(c, AU_LOG_DEBUG, "notification_dropped", "dropped the client's %s: the daemon has no use for it", method);
+        return;
+    }
+    if (kind == AU_RPC_RESPONSE) {
+        au__log(c, AU_LOG_DEBUG, "answer_dropped", "dropped an answer from the client: this daemon sends no requests");
+        return;
+    }
+    if (kind != AU_RPC_REQUEST) {
+        au__reply_error(c, NULL, 0, -32600, "Invalid Request: batches are not supported here", NULL);
+        return;
+    }
+    if (r->id.p[0] == 'n' || au__req_lookup(c, r->id)) {
+        const char *bad = r->id.p[0] == 'n' ? "Invalid Request: the id must not be null"
+                                             : "Invalid Request: a request with this id is still pending";
+        au__log(c, AU_LOG_WARN, "stdin_refused", "stdin: request refused: %s", bad);
+        au__reply_error(c, r->id.p[0] == 'n' ? NULL : r->id.p, r->id.len, -32600, bad, NULL);
+        return;
+    }
+    switch (role) {
+    case AU_ROLE_INITIALIZE: au__exai_initialize(c, r); return;
+    case AU_ROLE_PING: au__answer_ping(c, r->id); return;
+    case AU_ROLE_TOOLS_LIST:
+        if (!(q = au__req_new(c, r->id, method, method_len, pol, &dup))) break;
+        au__exai_forward(c, q, AU__LIT("{\"op\":\"list_tools\"}"));
+        return;
+    case AU_ROLE_TOOLS_CALL: {
+        au_tok name, args, meta, tok;
+        au__call *x;
+        char num[32];
+        au__buf *o = &c->scratch;
+        if (!r->params.p || !au__json_get(r->params, "name", &name) || name.p[0] != '"') {
+            au__reply_error(c, r->id.p, r->id.len, -32602, "Invalid params: tools/call needs a string \"name\"", NULL);
+            return;
+        }
+        if (!au__json_get(r->params, "arguments", &args)) { args.p = "{}"; args.len = 2; }
+        if (!(q = au__req_new(c, r->id, method, method_len, pol, &dup))) break;
+        if (c->d.no_resend) q->flags &= ~(unsigned)AU_METHOD_RESEND;
+        x = (au__call *)ALWAYSUP_REALLOC(NULL, sizeof *x);
+        if (!x) { au__req_fail(c, q, "alwaysup: out of memory", NULL); return; }
+        memset(x, 0, sizeof *x);
+        x->r = q;
+        q->call = x;
+        x->next = c->exai.calls;
+        c->exai.calls = x;
+        if (au__json_get(r->params, "_meta", &meta) && au__json_get(meta, "progressToken", &tok) &&
+            (tok.p[0] == '"' || tok.p[0] == '-' || au__is_digit(tok.p[0])) &&
+            (x->progress_token = (char *)ALWAYSUP_REALLOC(NULL, tok.len)) != NULL) {
+            memcpy(x->progress_token, tok.p, tok.len);
+            x->progress_token_len = tok.len;
+        }
+        au__buf_set(o, AU__LIT("{\"op\":\"call_tool\",\"request_id\":\""));
+        au__buf_append(o, c->exai.rid_prefix, c->exai.rid_prefix_len);
+        snprintf(num, sizeof num, "%llu", (unsigned long long)q->seq);
+        au__buf_append(o, num, strlen(num));
+        au__buf_append(o, AU__LIT("\",\"name\":"));
+        au__buf_append(o, name.p, name.len);
+        au__buf_append(o, AU__LIT(",\"arguments\":"));
+        au__buf_append(o, args.p, args.len);
+        au__buf_append(o, AU__LIT("}"));
+        au__buf_set(&x->op, (const char *)o->p, o->len);
+        au__exai_forward(c, q, (const char *)x->op.p, x->op.len);
+        return;
+    }
+    default: {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Method not found: %.60s (this daemon speaks the EX-AI op protocol: initialize, ping, "
+                 "tools/list and tools/call only)", method);
+        au__reply_error(c, r->id.p, r->id.len, -32601, msg, NULL);
+        return;
+    }
+    }
+    au__reply_error(c, r->id.p, r->id.len, -32600, dup ? "Invalid Request: a request with this id is still pending" : "alwaysup: out of memory", NULL);
+}
+/* the oldest tools/list in flight: list_tools answers come in order */
+static au__req *au__exai_oldest_list(au_core *c) {
+    au__req *best = NULL, *r;
+    size_t i;
+    for (i = 0; i < c->reqs.cap; i++)
+        for (r = c->reqs.tab[i]; r; r = r->next)
+            if (r->sent && r->role == AU_ROLE_TOOLS_LIST && (!best || r->seq < best->seq)) best = r;
+    return best;
+}
+static void au__exai_list_answer(au_core *c, au_tok all) {
+    au_tok tools;
+    au__buf *o = &c->scratch;
+    if (!au__json_get(all, "tools", &tools) || tools.p[0] != '[') {
+        au__log(c, AU_LOG_WARN, "exai_bad_list", "the daemon's list_tools_res has no tools array; taken as an empty list");
+        tools.p = "[]";
+        tools.len = 2;
+    }
+    if (c->exai.shim_lists) {                           /* ours, after a reconnect: did the tools change? */
+        c->exai.shim_lists--;
+        if (!au__json_same(tools, au__buf_tok(&c->exai.seen_tools))) {
+            au__log(c, AU_LOG_INFO, "tools_changed", "the daemon's tool list changed: notifications/tools/list_changed sent");
+            au__emit_copy(c, AU__LIT("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}"));
+            au__buf_set(&c->exai.seen_tools, tools.p, tools.len);
+        }
+        return;
+    }
+    {
+        au__req *r = au__exai_oldest_list(c);
+        if (!r) { au__log(c, AU_LOG_WARN, "answer_unknown", "dropped a list_tools_res: no tools/list is waiting"); return; }
+        au__buf_set(&c->exai.seen_tools, tools.p, tools.len);
+        au__buf_set(o, AU__LIT("{\"tools\":"));
+        au__buf_append(o, tools.p, tools.len);
+        au__buf_append(o, AU__LIT("}"));
+        au__reply_result(c, r->id, r->id_len, (const char *)o->p, o->len);
+        au__req_free(c, r);
+    }
+}
+/* the words appear in the token, whatever their case */
+static int au__tok_says(au_tok t, const char *words) {
+    size_t i, k = strlen(words);
+    for (i = 0; t.p && i + k <= t.len; i++)
+        if (au__ieq(t.p + i, k, words)) return 1;
+    return 0;
+}
+/* "already being processed": the daemon runs it still; ask again later */
+static double au__exai_retry_after(au_tok err, au_tok all) {
+    au_tok d, v, msg;
+    double secs = -1;
+    if ((au__json_get(err, "details", &d) || au__json_get(all, "details", &d)) && au__json_get(d, "retry_after_secs", &v))
+        secs = strtod(v.p, NULL);
+    else if ((au__json_get(err, "code", &v) && au_json_string_eq(v, "in_progress")) ||
+             (au__json_get(err, "message", &msg) && au__tok_says(msg, "already being processed")) || au__tok_says(err, "already being processed"))
+        secs = 2;
+    if (secs >= 0 && secs < 0.1) secs = 0.1;
+    if (secs > 60) secs = 60;
+    return secs;
+}
+static void au__exai_result(au_core *c, au__req *r, au_tok all) {
+    au__call *x = r->call;
+    au_tok err, outputs, text, ok;
+    au__buf *o = &c->scratch;
+    if (au__json_get(all, "error", &err) && !(err.len == 4 && memcmp(err.p, "null", 4) == 0)) {
+        double again = AU__BROKEN(13) ? -1 : au__exai_retry_after(err, all);
+        au_tok msg;
+        if (again >= 0) {                               /* not an answer: the first run goes on */
+            if (r->sent) { r->sent = 0; c->reqs.inflight--; }
+            if (r->msg) { au__retire(c, r->msg); r->msg = NULL; }
+            x->retry_at = c->now + au__ms(again);
+            if (!x->deadline) x->deadline = r->t + au__ms(c->d.exai.ack_grace);
+            c->exai.timers_dirty = 1;
+            au__log(c, AU_LOG_DEBUG, "exai_in_progress", "the daemon is still running call %s; asking again in %.3g s", r->id, again);
+            return;
+        }
+        if (err.p[0] == '"') au__exai_reply_text(c, r, err.p, err.len, 1);
+        else if (au__json_get(err, "message", &msg) && msg.p[0] == '"') au__exai_reply_text(c, r, msg.p, msg.len, 1);
+        else {                                          /* an error of another shape: quoted whole */
+            au__buf q;
+            memset(&q, 0, sizeof q);
+            au__buf_append(&q, "\"", 1);
+            au__json_escape(&q, err.p, err.len);
+            au__buf_append(&q, "\"", 1);
+            if (q.p) au__exai_reply_text(c, r, (const char *)q.p, q.len, 1);
+            au__buf_free(&q);
+        }
+    } else if (au__json_get(all, "outputs", &outputs) && outputs.p[0] == '[') {
+        au__buf_set(o, AU__LIT("{\"content\":"));
+        au__buf_append(o, outputs.p, outputs.len);
+        au__buf_append(o, AU__LIT("}"));
+        au__reply_result(c, r->id, r->id_len, (const char *)o->p, o->len);
+    } else if (au__json_get(all, "text", &text) && text.p[0] == '"') {
+        au__exai_reply_text(c, r, text.p, text.len, 0);
+    } else if (x->stream.len) {                         /* the streamed chunks are the answer */
+        au__buf q;
+        memset(&q, 0, sizeof q);
+        au__buf_append(&q, "\"", 1);
+        au__buf_append(&q, x->stream.p, x->stream.len);
+        au__buf_append(&q, "\"", 1);
+        if (q.p) au__exai_reply_text(c, r, (const char *)q.p, q.len, 0);
+        au__buf_free(&q);
+    } else if (au__json_get(all, "ok", &ok) && ok.len == 5) {
+        au__exai_reply_message(c, r, "the daemon reported a failure without a message", 1);
+    } else {
+        au__buf_set(o, AU__LIT("{\"content\":[]}"));
+        au__reply_result(c, r->id, r->id_len, (const char *)o->p, o->len);
+    }
+    au__req_free(c, r);
+}
+static void au__exai_progress(au_core *c, au__req *r, au_tok text) {
+    au__call *x = r->call;
+    char num[32];
+    size_t at;
+    if (!x->progress_token) return;
+    at = AU__ARENA(c)->len;
+    snprintf(num, sizeof num, ",\"progress\":%llu", (unsigned long long)++x->progress);
+    au__buf_append(AU__ARENA(c), AU__LIT("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":"));
+    au__buf_append(AU__ARENA(c), x->progress_token, x->progress_token_len);
+    au__buf_append(AU__ARENA(c), num, strlen(num));
+    if (text.p && text.p[0] == '"') {
+        au__buf_append(AU__ARENA(c), AU__LIT(",\"message\":"));
+        au__buf_append(AU__ARENA(c), text.p, text.len);
+    }
+    au__buf_append(AU__ARENA(c), AU__LIT("}}"));
+    if (!c->stdout_dead) au__act_arena(c, AU_ACT_STDOUT, at);
+}
+static void au__exai_daemon(au_core *c, const char *p, size_t n) {
+    au_tok all, op, rid, v;
+    au__req *r;
+    char name[32];
+    all.p = p;
+    all.len = n;
+    if (!au__json_get(all, "op", &op) || op.p[0] != '"' || op.len > sizeof name) {
+        char preview[100];
+        au__printable(preview, sizeof preview, p, n);
+        au__log(c, AU_LOG_WARN, "exai_no_op", "dropped a message from the daemon without an \"op\": %s", preview);
+        return;
+    }
+    au__printable(name, sizeof name, op.p + 1, op.len - 2);
+    if (au_json_string_eq(op, "list_tools_res")) { au__exai_list_answer(c, all); return; }
+    if (au_json_string_eq(op, "hello_ack")) return;     /* a repeated one */
+    r = au__json_get(all, "request_id", &rid) ? au__exai_find_call(c, rid) : NULL;
+    if (au_json_string_eq(op, "error")) {
+        au_tok err;
+        char detail[200];
+        if (!au__json_get(all, "error", &err)) err = all;
+        au__printable(detail, sizeof detail, err.p, err.len);
+        au__log(c, AU_LOG_WARN, "exai_error", "the daemon reported an error: %s", detail);
+        if (r) au__exai_result(c, r, all);
+        return;
+    }
+    if (!r) {
+        if (au_json_string_eq(op, "call_tool_res") || au_json_string_eq(op, "call_tool_ack") || au_json_string_eq(op, "progress") ||
+            au_json_string_eq(op, "stream_chunk") || au_json_string_eq(op, "stream_complete"))
+            au__log(c, AU_LOG_DEBUG, "exai_late", "dropped %s for a call nobody waits for (answered, cancelled or timed out)", name);
+        else au__log(c, AU_LOG_DEBUG, "exai_other", "ignored the daemon's %s", name);
+        return;
+    }
+    if (au_json_string_eq(op, "call_tool_res")) au__exai_result(c, r, all);
+    else if (au_json_string_eq(op, "call_tool_ack")) {
+        double t = au__json_get(all, "timeout", &v) && (au__is_digit(v.p[0])) ? strtod(v.p, NULL) : 0;
+        r->call->acked_timeout = t;
+        if (!AU__BROKEN(14)) r->call->deadline = c->now + au__ms(t + c->d.exai.ack_grace);
+        c->exai.timers_dirty = 1;
+    } else if (au_json_string_eq(op, "progress")) {
+        if (!au__json_get(all, "message", &v)) v.p = NULL;
+        au__exai_progress(c, r, v);
+    } else if (au_json_string_eq(op, "stream_chunk")) {
+        if (au__json_get(all, "chunk", &v) && v.p[0] == '"') {
+            if (r->call->stream.len + v.len < (size_t)64 << 20) au__buf_append(&r->call->stream, v.p + 1, v.len - 2);
+            au__exai_progress(c, r, v);
+        }
+    } else if (!au_json_string_eq(op, "stream_complete"))
+        au__log(c, AU_LOG_DEBUG, "exai_other", "ignored the daemon's %s", name);
+}
+/* the hello was accepted: ask for the tools again when the client has seen a list */
+static void au__exai_begin(au_core *c) {
+    c->exai.shim_lists = 0;
+    if (c->exai.seen_tools.len) {
+        au__send_copy(c, AU__LIT("{\"op\":\"list_tools\"}"));
+        c->exai.shim_lists = 1;
+    }
+    au__session_ready(c, 0);
+}
+static void au__exai_lost(au_core *c) {
+    au__call *x;
+    c->exai.shim_lists = 0;
+    for (x = c->exai.calls; x; x = x->next)
+        if (x->r->sent) x->stream.len = 0;              /* a re-sent call streams again, or answers from the store */
+}
+static int64_t au__exai_next_timer(au_core *c) {
+    au__call *x;
+    int64_t t = -1;
+    if (!c->exai.timers_dirty) return c->exai.next_timer;
+    for (x = c->exai.calls; x; x = x->next) {
+        if (x->retry_at && (t < 0 || x->retry_at < t)) t = x->retry_at;
+        if (x->deadline && (t < 0 || x->deadline < t)) t = x->deadline;
+    }
+    c->exai.timers_dirty = 0;
+    c->exai.next_timer = t;
+    return t;
+}
+static void au__exai_timers(au_core *c) {
+    au__call *x, *next;
+    for (x = c->exai.calls; x; x = next) {
+        au__req *r = x->r;
+        next = x->next;
+        if (x->deadline && c->now >= x->deadline) {
+            char msg[300];
+            if (x->retry_at)
+                snprintf(msg, sizeof msg, "alwaysup: the daemon was still running this call after %.1f s; giving up on it",
+                         au__secs(c->now - r->t));
+            else
+                snprintf(msg, sizeof msg, "alwaysup: the daemon accepted this call with a timeout of %.3g s but sent no result "
+                         "within %.3g s more", x->acked_timeout, c->d.exai.ack_grace);
+            au__log(c, AU_LOG_WARN, "exai_call_timeout", "%s (call %s)", msg, r->id);
+            au__req_fail(c, r, msg, "{\"reason\":\"call_timeout\"}");
+            continue;
+        }
+        if (x->retry_at && c->now >= x->retry_at) {     /* ask again, under the same request id */
+            au__msg *m = au__msg_new((const char *)x->op.p, x->op.len);
+            x->retry_at = 0;
+            c->exai.timers_dirty = 1;
+            if (!m) continue;
+            m->req = r;
+            m->t = r->t;                                /* like a re-send: the queue timeout counts from the client's send */
+            if (c->conn.state == AU__UP && !c->q.head) au__send(c, m->data, m->len, r, m);
+            else { r->msg = m; au__q_insert(c, m, c->q.head); au__kick(c); }
+        }
+    }
+    c->exai.timers_dirty = 1;
+}
+
 static void au__client_line(au_core *c, const char *line, size_t len) {
     au_jsonrpc r;
     au__req *q = NULL;
@@ -3325,8 +3817,9 @@ static void au__client_line(au_core *c, const char *line, size_t len) {
     if (r.method.p) {
         method_len = au__method_name(r.method, method, sizeof method);
         pol = au__policy(c, method, method_len);
-        if (pol && !c->d.no_mcp) role = pol->role;
+        if (pol && (!c->d.no_mcp || c->d.dialect != AU_DIALECT_MCP)) role = pol->role;
     }
+    if (c->d.dialect == AU_DIALECT_EXAI) { au__exai_client(c, &r, kind, role, method, method_len, pol); return; }
     if (kind == AU_RPC_REQUEST) {
         const char *bad = NULL;
         if (r.id.p[0] == 'n') bad = "Invalid Request: the id must not be null";
@@ -3411,6 +3904,7 @@ static void au__daemon_message(au_core *c, const char *p, size_t n, int binary) 
     while (lead < n && (p[lead] == ' ' || p[lead] == '\t' || p[lead] == '\n' || p[lead] == '\r')) lead++;
     while (n > lead && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\n' || p[n - 1] == '\r')) n--;
     if (c->conn.state == AU__HELLO) { au__hello_answer(c, p + lead, n - lead); return; }
+    if (c->d.dialect == AU_DIALECT_EXAI) { au__exai_daemon(c, p + lead, n - lead); return; }
     if (kind == AU_RPC_INVALID) {
         char preview[100];
         au__printable(preview, sizeof preview, p, n);
@@ -3523,6 +4017,7 @@ static void au__arm(au_core *c) {
     if (c->conn.state == AU__UP && !c->conn.healthy) t[AU__T_HEALTHY] = c->conn.up_since + au__ms(c->d.healthy_after);
     if ((m = au__oldest_timed(c)) != NULL && !AU__BROKEN(7)) t[AU__T_QUEUE] = m->t + au__ms(c->d.queue_timeout);
     if (ip && !ip->sent && ip->msg && c->d.init_grace > 0) t[AU__T_INIT_GRACE] = ip->msg->t + au__ms(c->d.init_grace);
+    if (c->d.dialect == AU_DIALECT_EXAI) t[AU__T_DIALECT] = au__exai_next_timer(c);
 }
 static void au__after(au_core *c) {
     au__check_exit(c);
@@ -3581,6 +4076,7 @@ ALWAYSUP_DEF int au_core_init(au_core *c, const au_core_desc *desc, int64_t now)
     if (d->hello_ack_timeout == 0) d->hello_ack_timeout = d->setup_timeout;
     if (d->log_level <= 0) d->log_level = AU_LOG_INFO;
     if (!d->methods) d->methods = au_mcp_methods(&d->num_methods);
+    if (d->dialect == AU_DIALECT_EXAI && au__exai_setup(c) != AU_OK) return AU_ENOMEM;
     if (d->hello) {
         au_jsonrpc j;
         if (au_jsonrpc_scan(d->hello, strlen(d->hello), &j) < 0) return AU_EINVAL;
@@ -3621,6 +4117,8 @@ ALWAYSUP_DEF void au_core_free(au_core *c) {
     au__buf_free(&c->mcp.set_level);
     au__buf_free(&c->mcp.subs);
     au__buf_free(&c->mcp.shim_ids);
+    au__buf_free(&c->exai.hello);
+    au__buf_free(&c->exai.seen_tools);
     while (c->dreqs) au__dreq_unlink(c, &c->dreqs);
     memset(c, 0, sizeof *c);
 }
@@ -3761,6 +4259,7 @@ ALWAYSUP_DEF void au_core_timeout(au_core *c, int64_t now) {
         }
         au__arm(c);
     }
+    if (au__due(c, AU__T_DIALECT)) au__exai_timers(c);
     if (au__due(c, AU__T_QUEUE)) au__queue_timeouts(c);
     au__after(c);
 }
@@ -4645,6 +5144,14 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     if (!b->d.max_message) b->d.max_message = AU_DEFAULT_MAX_MESSAGE;
     if (b->d.max_message > (uint64_t)SIZE_MAX) b->d.max_message = (uint64_t)SIZE_MAX;
     if (b->d.log_level <= 0) b->d.log_level = AU_LOG_INFO;
+    if (b->d.daemon_protocol != AU_DIALECT_MCP && b->d.daemon_protocol != AU_DIALECT_EXAI) {
+        snprintf(b->error, sizeof b->error, "unknown daemon protocol %d", b->d.daemon_protocol);
+        return AU_EINVAL;
+    }
+    if (b->d.daemon_protocol == AU_DIALECT_EXAI && b->d.hello) {
+        snprintf(b->error, sizeof b->error, "the EX-AI protocol sends its own hello (session id and token): drop the hello option");
+        return AU_EINVAL;
+    }
     if (b->d.hello) {
         au_jsonrpc j;
         if (au_jsonrpc_scan(b->d.hello, strlen(b->d.hello), &j) < 0) {
@@ -4655,7 +5162,8 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     }
     if (b->d.out_fd == 0) b->d.out_fd = 1;
     /* subprotocols: NULL offers "mcp", "" none, "a, b" both */
-    snprintf(b->proto_buf, sizeof b->proto_buf, "%s", desc->subprotocol ? desc->subprotocol : "mcp");
+    snprintf(b->proto_buf, sizeof b->proto_buf, "%s", desc->subprotocol ? desc->subprotocol
+                                                      : desc->daemon_protocol == AU_DIALECT_EXAI ? "" : "mcp");
     {
         char *p = b->proto_buf;
         while (*p && b->num_protos < 8) {
@@ -4724,9 +5232,12 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     core.list_changed = b->d.list_changed;
     core.hello = b->d.hello;
     core.hello_ack_timeout = b->d.hello_ack_timeout;
+    core.dialect = b->d.daemon_protocol;
+    core.exai = b->d.exai;
+    core.no_resend = b->d.no_resend;
     core.log_level = b->d.log_level;
     memset(&remembered, 0, sizeof remembered);
-    au__state_load(b, &remembered);
+    if (b->d.daemon_protocol == AU_DIALECT_MCP) au__state_load(b, &remembered);   /* EXAI answers initialize itself */
     core.remembered = (const char *)remembered.p;
     core.remembered_len = remembered.len;
     b->now = au_now_ms();

@@ -15,7 +15,7 @@
 
 #define MAX_HEADERS 64
 
-enum { SECONDS, SECONDS_OR_OFF, FACTOR, FRACTION, BYTES, BYTES64, LEVEL, LIST_CHANGED, FLAG, TEXT };
+enum { SECONDS, SECONDS_OR_OFF, FACTOR, FRACTION, BYTES, BYTES64, LEVEL, LIST_CHANGED, PROTOCOL, FLAG, TEXT };
 
 typedef struct option {
     const char *flag;     /* long name without "--" */
@@ -23,6 +23,7 @@ typedef struct option {
     int kind;
     void *target;
     const char *arg, *help;
+    const char *compat;   /* the old EX-AI shim's variable with the same meaning; ALWAYSUP_* wins */
 } option;
 
 static void die(const char *fmt, const char *a, const char *b) {
@@ -91,6 +92,12 @@ static void set_option(const option *o, const char *name, const char *text) {
         v <<= shift;
         if (o->kind == BYTES64) *(uint64_t *)o->target = v;
         else *(size_t *)o->target = (size_t)v;
+        break;
+    }
+    case PROTOCOL: {
+        if (strcmp(text, "mcp") == 0) *(int *)o->target = AU_DIALECT_MCP;
+        else if (strcmp(text, "exai") == 0) *(int *)o->target = AU_DIALECT_EXAI;
+        else die("%s: '%s' is not one of mcp, exai", name, text);
         break;
     }
     case LIST_CHANGED: {
@@ -170,12 +177,17 @@ static void usage(const option *opts, size_t n) {
     for (i = 0; i < n; i++) {
         char left[64];
         snprintf(left, sizeof left, "--%s %s", opts[i].flag, opts[i].arg);
-        printf("  %-29s %s (%s)\n", left, opts[i].help, opts[i].env);
+        if (opts[i].compat) printf("  %-29s %s (%s, %s)\n", left, opts[i].help, opts[i].env, opts[i].compat);
+        else printf("  %-29s %s (%s)\n", left, opts[i].help, opts[i].env);
     }
     printf("  --help                        this text\n"
            "  --version                     print the version\n\n"
+           "With --daemon-protocol exai the hello carries $EXAI_WS_TOKEN (or the variable named\n"
+           "by --token-env); the token is never logged.\n\n"
            "example MCP client configuration:\n"
-           "  { \"command\": \"/path/to/alwaysup\", \"args\": [\"ws://127.0.0.1:8079\"] }\n");
+           "  { \"command\": \"/path/to/alwaysup\", \"args\": [\"ws://127.0.0.1:8079\"] }\n"
+           "  { \"command\": \"/path/to/alwaysup\", \"args\": [\"--daemon-protocol\", \"exai\"],\n"
+           "    \"env\": { \"EXAI_WS_PORT\": \"8079\", \"EXAI_WS_TOKEN\": \"...\" } }\n");
 }
 
 int main(int argc, char **argv) {
@@ -187,33 +199,40 @@ int main(int argc, char **argv) {
     char default_url[300];
     char *env_copy;
     option opts[] = {
-        { "subprotocol", "ALWAYSUP_SUBPROTOCOL", TEXT, NULL, "NAME", "subprotocol to offer; '' offers none [mcp]" },
-        { "connect-timeout", "ALWAYSUP_CONNECT_TIMEOUT", SECONDS, NULL, "S", "TCP connect timeout per address [5]" },
-        { "handshake-timeout", "ALWAYSUP_HANDSHAKE_TIMEOUT", SECONDS, NULL, "S", "wait for the 101 answer [10]; also EXAI_WS_HANDSHAKE_TIMEOUT" },
-        { "backoff-initial", "ALWAYSUP_BACKOFF_INITIAL", SECONDS, NULL, "S", "first retry delay [0.25]" },
-        { "backoff-factor", "ALWAYSUP_BACKOFF_FACTOR", FACTOR, NULL, "F", "delay growth per attempt [1.5]" },
-        { "backoff-max", "ALWAYSUP_BACKOFF_MAX", SECONDS, NULL, "S", "longest retry delay [5]" },
-        { "backoff-jitter", "ALWAYSUP_BACKOFF_JITTER", FRACTION, NULL, "F", "cut each delay by up to this fraction [0]" },
-        { "healthy-after", "ALWAYSUP_HEALTHY_AFTER", SECONDS, NULL, "S", "uptime before the backoff starts over [10]" },
-        { "ping-interval", "ALWAYSUP_PING_INTERVAL", SECONDS_OR_OFF, NULL, "S", "ping after this much silence; 0: never [20]" },
-        { "ping-timeout", "ALWAYSUP_PING_TIMEOUT", SECONDS_OR_OFF, NULL, "S", "declare the daemon dead after this long; 0: off [20]" },
-        { "queue-timeout", "ALWAYSUP_QUEUE_TIMEOUT", SECONDS, NULL, "S", "answer a queued request with an error after [30]" },
-        { "queue-max-bytes", "ALWAYSUP_QUEUE_MAX_BYTES", BYTES, NULL, "N", "queue size before stdin waits [64M]" },
-        { "queue-max-count", "ALWAYSUP_QUEUE_MAX_COUNT", BYTES, NULL, "N", "queued messages before stdin waits [4096]" },
-        { "max-message", "ALWAYSUP_MAX_MESSAGE", BYTES64, NULL, "M", "largest message either way [256M]" },
-        { "drain-timeout", "ALWAYSUP_DRAIN_TIMEOUT", SECONDS, NULL, "S", "wait for answers after stdin EOF [2]" },
-        { "close-timeout", "ALWAYSUP_CLOSE_TIMEOUT", SECONDS, NULL, "S", "wait for the close reply on SIGTERM [1]" },
-        { "log-level", "ALWAYSUP_LOG_LEVEL", LEVEL, NULL, "L", "error, warn, info or debug [info]" },
-        { "log-file", "ALWAYSUP_LOG_FILE", TEXT, NULL, "PATH", "also append logs to this file" },
-        { "no-mcp", "ALWAYSUP_NO_MCP", FLAG, NULL, "", "plain JSON-RPC: no MCP session replay, local ping, list_changed" },
-        { "init-grace", "ALWAYSUP_INIT_GRACE", SECONDS_OR_OFF, NULL, "S", "answer a cold-start initialize here after; 0: never [10]" },
-        { "list-changed", "ALWAYSUP_LIST_CHANGED", LIST_CHANGED, NULL, "WHEN", "list_changed after a reconnect: when-advertised, always, never" },
-        { "state-dir", "ALWAYSUP_STATE_DIR", TEXT, NULL, "DIR", "remember the daemon's InitializeResult here; '' off [$XDG_STATE_HOME/alwaysup]" },
-        { "hello", "ALWAYSUP_HELLO", TEXT, NULL, "JSON", "message sent first on every connection" },
-        { "hello-ack-timeout", "ALWAYSUP_HELLO_ACK_TIMEOUT", SECONDS_OR_OFF, NULL, "S", "wait for an answer with \"ok\":true; 0: no wait [the setup timeout]" },
-        { "setup-timeout", "ALWAYSUP_SETUP_TIMEOUT", SECONDS, NULL, "S", "bound on the hello answer and the replayed session [60]" },
-        { "max-pending", "ALWAYSUP_MAX_PENDING", BYTES, NULL, "N", "unanswered requests before stdin waits [16384]" },
+        { "subprotocol", "ALWAYSUP_SUBPROTOCOL", TEXT, NULL, "NAME", "subprotocol to offer; '' offers none [mcp]", NULL },
+        { "connect-timeout", "ALWAYSUP_CONNECT_TIMEOUT", SECONDS, NULL, "S", "TCP connect timeout per address [5]", "EXAI_WS_CONNECT_TIMEOUT" },
+        { "handshake-timeout", "ALWAYSUP_HANDSHAKE_TIMEOUT", SECONDS, NULL, "S", "wait for the 101 answer [10]", "EXAI_WS_HANDSHAKE_TIMEOUT" },
+        { "backoff-initial", "ALWAYSUP_BACKOFF_INITIAL", SECONDS, NULL, "S", "first retry delay [0.25]", NULL },
+        { "backoff-factor", "ALWAYSUP_BACKOFF_FACTOR", FACTOR, NULL, "F", "delay growth per attempt [1.5]", NULL },
+        { "backoff-max", "ALWAYSUP_BACKOFF_MAX", SECONDS, NULL, "S", "longest retry delay [5]", NULL },
+        { "backoff-jitter", "ALWAYSUP_BACKOFF_JITTER", FRACTION, NULL, "F", "cut each delay by up to this fraction [0]", NULL },
+        { "healthy-after", "ALWAYSUP_HEALTHY_AFTER", SECONDS, NULL, "S", "uptime before the backoff starts over [10]", NULL },
+        { "ping-interval", "ALWAYSUP_PING_INTERVAL", SECONDS_OR_OFF, NULL, "S", "ping after this much silence; 0: never [20]", "EXAI_WS_PING_INTERVAL" },
+        { "ping-timeout", "ALWAYSUP_PING_TIMEOUT", SECONDS_OR_OFF, NULL, "S", "declare the daemon dead after this long; 0: off [20]", "EXAI_WS_PING_TIMEOUT" },
+        { "queue-timeout", "ALWAYSUP_QUEUE_TIMEOUT", SECONDS, NULL, "S", "answer a queued request with an error after [30]", NULL },
+        { "queue-max-bytes", "ALWAYSUP_QUEUE_MAX_BYTES", BYTES, NULL, "N", "queue size before stdin waits [64M]", NULL },
+        { "queue-max-count", "ALWAYSUP_QUEUE_MAX_COUNT", BYTES, NULL, "N", "queued messages before stdin waits [4096]", NULL },
+        { "max-message", "ALWAYSUP_MAX_MESSAGE", BYTES64, NULL, "M", "largest message either way [256M]", "EXAI_WS_MAX_BYTES" },
+        { "drain-timeout", "ALWAYSUP_DRAIN_TIMEOUT", SECONDS, NULL, "S", "wait for answers after stdin EOF [2]", NULL },
+        { "close-timeout", "ALWAYSUP_CLOSE_TIMEOUT", SECONDS, NULL, "S", "wait for the close reply on SIGTERM [1]", NULL },
+        { "log-level", "ALWAYSUP_LOG_LEVEL", LEVEL, NULL, "L", "error, warn, info or debug [info]", NULL },
+        { "log-file", "ALWAYSUP_LOG_FILE", TEXT, NULL, "PATH", "also append logs to this file", NULL },
+        { "no-mcp", "ALWAYSUP_NO_MCP", FLAG, NULL, "", "plain JSON-RPC: no MCP session replay, local ping, list_changed", NULL },
+        { "init-grace", "ALWAYSUP_INIT_GRACE", SECONDS_OR_OFF, NULL, "S", "answer a cold-start initialize here after; 0: never [10]", NULL },
+        { "list-changed", "ALWAYSUP_LIST_CHANGED", LIST_CHANGED, NULL, "WHEN", "list_changed after a reconnect: when-advertised, always, never", NULL },
+        { "state-dir", "ALWAYSUP_STATE_DIR", TEXT, NULL, "DIR", "remember the daemon's InitializeResult here; '' off [$XDG_STATE_HOME/alwaysup]", NULL },
+        { "hello", "ALWAYSUP_HELLO", TEXT, NULL, "JSON", "message sent first on every connection", NULL },
+        { "hello-ack-timeout", "ALWAYSUP_HELLO_ACK_TIMEOUT", SECONDS_OR_OFF, NULL, "S", "wait for an answer with \"ok\":true; 0: no wait [the setup timeout]", NULL },
+        { "setup-timeout", "ALWAYSUP_SETUP_TIMEOUT", SECONDS, NULL, "S", "bound on the hello answer and the replayed session [60]", NULL },
+        { "max-pending", "ALWAYSUP_MAX_PENDING", BYTES, NULL, "N", "unanswered requests before stdin waits [16384]", NULL },
+        { "daemon-protocol", "ALWAYSUP_DAEMON_PROTOCOL", PROTOCOL, NULL, "P", "mcp (JSON-RPC passed through) or exai (EX-AI op protocol) [mcp]", NULL },
+        { "no-resend", "ALWAYSUP_NO_RESEND", FLAG, NULL, "", "exai: a call in flight on a lost connection gets an error, not sent again", NULL },
+        { "session-id", "ALWAYSUP_SESSION_ID", TEXT, NULL, "ID", "exai: the hello's session id [a random UUID per process]", "EXAI_SESSION_ID" },
+        { "token-env", "ALWAYSUP_TOKEN_ENV", TEXT, NULL, "VAR", "exai: read the hello's token from $VAR [EXAI_WS_TOKEN]", NULL },
+        { "server-name", "ALWAYSUP_SERVER_NAME", TEXT, NULL, "NAME", "exai: serverInfo name the client sees [ex-ws-shim]", "MCP_SERVER_ID" },
+        { "ack-grace", "ALWAYSUP_ACK_GRACE", SECONDS, NULL, "S", "exai: wait this much past an acked call's timeout [120]", "EXAI_SHIM_ACK_GRACE_SECS" },
     };
+    const char *token_env = "EXAI_WS_TOKEN";
     const size_t nopts = sizeof opts / sizeof opts[0];
 
     memset(&d, 0, sizeof d);
@@ -243,11 +262,18 @@ int main(int argc, char **argv) {
     opts[23].target = &d.hello_ack_timeout;
     opts[24].target = &d.setup_timeout;
     opts[25].target = &d.max_pending;
+    opts[26].target = &d.daemon_protocol;
+    opts[27].target = &d.no_resend;
+    opts[28].target = &d.exai.session_id;
+    opts[29].target = &token_env;
+    opts[30].target = &d.exai.server_name;
+    opts[31].target = &d.exai.ack_grace;
 
-    /* environment first, so flags override it */
-    if (getenv("EXAI_WS_HANDSHAKE_TIMEOUT")) set_option(&opts[2], "EXAI_WS_HANDSHAKE_TIMEOUT", getenv("EXAI_WS_HANDSHAKE_TIMEOUT"));
+    /* environment first, so flags override it; the old shim's names first, so ALWAYSUP_* wins */
     for (k = 0; k < nopts; k++) {
-        const char *v = getenv(opts[k].env);
+        const char *v = opts[k].compat ? getenv(opts[k].compat) : NULL;
+        if (v && *v) set_option(&opts[k], opts[k].compat, v);
+        v = getenv(opts[k].env);
         if (v && *v) set_option(&opts[k], opts[k].env, v);
     }
     if ((env_copy = getenv("ALWAYSUP_HEADER")) != NULL && *env_copy) {
@@ -299,6 +325,10 @@ int main(int argc, char **argv) {
         snprintf(default_url, sizeof default_url, "ws://%s:%s", host && *host ? host : "127.0.0.1", port && *port ? port : "8079");
         url = default_url;
     }
+    if (d.daemon_protocol == AU_DIALECT_EXAI) {
+        d.exai.token = getenv(token_env);
+        if (d.no_mcp) die("--no-mcp does not apply to --daemon-protocol exai%s%s", "", "");
+    } else if (d.no_resend) die("--no-resend applies to --daemon-protocol exai only%s%s", "", "");
     d.url = url;
     d.headers = headers;
     d.num_headers = nh;
