@@ -28,6 +28,8 @@ names=(
     "the shim's id equals a pending client request's id"
     "notifications/initialized dropped while the session is replayed"
     "a second initialize replaces the session's"
+    "exai: the daemon's \"still being processed\" taken as the call's result"
+    "exai: a call_tool_ack does not bound the call"
 )
 caught=0
 total=0

@@ -211,6 +211,13 @@ typedef struct {
     unsigned sent_gen;         /* the connection the core last sent it on, 0: never */
     int needs_init, needs_initialized, needs_level;   /* what a daemon must have seen first */
     int session_init;          /* the initialize the session is made of (a later one is an ordinary request) */
+    /* EXAI */
+    int64_t ack_deadline;      /* acked: answered by then (the ack's timeout plus the grace) */
+    int retry_wait;            /* the daemon said "still being processed": the core asks again */
+    int64_t retry_bound;
+    char rid[64];              /* the request id the core gave the call */
+    int ptok;                  /* gave a progressToken */
+    long long last_progress;
     char id[48];
 } creq;
 
@@ -274,6 +281,12 @@ typedef struct {
     int tracing;
     char *trace;
     size_t trace_len, trace_cap;
+    /* EXAI: the daemon process (its result store survives a dropped connection, not a restart) */
+    int exai;
+    struct { int used, tag, done, kind, acked; unsigned gen; int64_t due; char rid[64]; } xc[128];
+    int tools_version, seen_version, list_changed_since_seen, lists_seen;
+    char sid[96];
+    unsigned lost_gen;
 } world;
 static world W;
 
@@ -352,10 +365,18 @@ static long long id_key(tk id) {
 /* ---------------------------------------------------------------- the core's actions */
 static void client_gets(const char *p, size_t n);
 static void daemon_gets(const char *p, size_t n);
+static void exai_mark_sent(const char *p, size_t n);
+static void daemon_gets_exai(const char *p, size_t n);
+static void client_request_exai(void);
+static int client_gets_exai(creq *q, int has_res, tk res, tk err, long long code, const char *p);
+static void exai_before_delivery(const char *p, size_t n);
+static void xc_clear(void);
+static creq *pend_by_tag(long long tag);
 static int life_live(void) { return W.L.open == 1; }
 
 static void end_life(const char *why) {
     sim_trace("daemon connection %u ends: %s", W.L.gen, why);
+    W.lost_gen = W.L.gen;
     chan_clear(&W.L.to_daemon);
     chan_clear(&W.L.to_shim);
     W.L.open = 0;
@@ -367,6 +388,7 @@ static void mark_sent(const char *p, size_t n) {
     tk m = { p, n }, id, params, v;
     long long tag;
     int g;
+    if (W.exai) { exai_mark_sent(p, n); return; }
     if (!js_whole(m) || !js_get(m, "id", &id) || !js_get(m, "method", &v)) return;
     if (!js_get(m, "params", &params) || !js_get(params, "tag", &v) || !js_int(v, &tag)) tag = -1;
     g = pool_group(id);
@@ -425,7 +447,7 @@ static void take_actions(void) {
                         (W.desc.ping_interval > 0 && W.desc.ping_timeout > 0 &&
                          quiet >= ms_of(W.desc.ping_interval) + ms_of(W.desc.ping_timeout)) ||
                         (!W.pre_connected && W.now - W.L.up_at >= ms_of(W.core.d.setup_timeout)) ||
-                        (!W.pre_connected && W.desc.hello && W.now - W.L.up_at >= ms_of(W.core.d.hello_ack_timeout));
+                        (!W.pre_connected && W.core.d.hello && W.now - W.L.up_at >= ms_of(W.core.d.hello_ack_timeout));
             sim_trace("core: drop");
             if (W.connecting) { W.connecting = 0; break; }
             CHECK(legit, "the core dropped a live connection (last input %.3f s ago, up %.3f s, %s)", (double)quiet / 1000.0,
@@ -486,6 +508,18 @@ static void client_gets(const char *p, size_t n) {
             if (js_get(line, "params", &params) && js_get(params, "requestId", &rid))
                 for (i = 0; i < MAXDREQ; i++)
                     if (W.dpend[i].used && tk_is(rid, W.dpend[i].id) && chance(70)) W.dpend[i].used = 0;
+        } else if (W.exai && tk_is(v, "\"notifications/progress\"")) {
+            tk tok, pr;
+            long long t = -1, n2 = -1;
+            creq *q;
+            CHECK(js_get(line, "params", &params) && js_get(params, "progressToken", &tok) && tok.n > 4 && !memcmp(tok.p, "\"pt", 3) &&
+                  js_get(params, "progress", &pr) && js_int(pr, &n2), "a bad progress notification: %.100s", p);
+            if (js_get(line, "params", &params) && js_get(params, "progressToken", &tok) && tok.n > 4) t = atoll(tok.p + 3);
+            q = pend_by_tag(t);
+            CHECK(q && q->ptok, "progress for a call that is not waiting or gave no token: %.100s", p);
+            if (q) { CHECK(n2 > q->last_progress, "progress went back (%lld after %lld): %.100s", n2, q->last_progress, p); q->last_progress = n2; }
+        } else if (W.exai && tk_is(v, "\"notifications/tools/list_changed\"")) {
+            W.list_changed_since_seen = 1;
         } else {
             CHECK(W.mcp && v.n > 16 && !memcmp(v.p, "\"notifications/", 15) && v.n > 14 &&
                   !memcmp(v.p + v.n - 14, "/list_changed\"", 14), "an unexpected notification reached the client: %.100s", p);
@@ -508,6 +542,13 @@ static void client_gets(const char *p, size_t n) {
         if (g < 0) { violation("an answer reached the client for an id it never used (the shim's own?): %.100s", p); return; }
         if (W.expect_group[g] && has_err && code == -32600) { W.expect_group[g]--; return; }
         q = &W.pend[g];
+        if (q->used && W.exai) {
+            client_gets_exai(q, has_res, res, err, code, p);
+            sim_trace("client: answer for %s %s (tag %d)%s", METHOD[q->method], q->id, q->tag, has_err ? " [error]" : "");
+            W.answers++;
+            q->used = 0;
+            return;
+        }
         if (!q->used) { violation("an answer for id %.*s, which has no request waiting (twice, cancelled or the shim's): %.100s", (int)id.n, id.p, p); return; }
         if (has_res) {
             int local = 0;
@@ -556,6 +597,7 @@ static void client_request(void) {
     char line[512];
     creq *q;
     size_t n;
+    if (W.exai) { client_request_exai(); return; }
     /* the method: initialize first as a rule, anything in any order sometimes */
     if (W.mcp && !W.init_sent && chance(85)) method = M_INIT;
     else {
@@ -630,7 +672,7 @@ static void client_other(void) {
     case 1: {                                               /* cancel a pending request, or one that is gone */
         creq *q = NULL;
         for (i = 0; i < 4 && !q; i++) { g = (int)rnd(NGROUPS); if (W.pend[g].used && W.pend[g].method != M_INIT) q = &W.pend[g]; }
-        if (!W.mcp) break;                                  /* cancellation is MCP's */
+        if (!W.mcp && !W.exai) break;                       /* cancellation is MCP's */
         if (!q) {
             sim_trace("client: cancels an id with nothing pending");
             core_str("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":424242}}");
@@ -704,6 +746,7 @@ static void new_life(void) {
     L->gen = ++W.gen;
     L->up_at = L->last_input = W.now;
     if (W.calm) return;                                     /* a daemon that behaves */
+    if (W.exai) { L->hello_refuse = chance(8); L->frozen = chance(3); return; }
     L->strict = chance(70);
     L->frozen = chance(4);
     L->crash_on_init = chance(8);
@@ -744,6 +787,7 @@ static void daemon_gets(const char *p, size_t n) {
     long long x;
     int method = -1, tag = -1, g, i;
     creq *q = NULL;
+    if (W.exai) { daemon_gets_exai(p, n); return; }
     if (!js_whole(m)) { violation("the daemon got something that is not JSON: %.100s", p); return; }
     if (W.desc.hello && !W.L.hello_done) {
         CHECK(n == strlen(W.desc.hello) && !memcmp(p, W.desc.hello, n), "the first message on a connection is not the hello: %.100s", p);
@@ -930,6 +974,7 @@ static void deliver_to_shim(void) {
     W.L.last_input = W.now;
     sim_trace("shim <- %s", it.kind == 2 ? "pong" : it.kind == 3 ? "ping" : it.kind == 4 ? "a message twice" : it.p);
     W.pre_connected = au_core_connected(&W.core);
+    if (W.exai && it.kind != 2 && it.kind != 3) exai_before_delivery(it.p, it.n);
     if (it.kind == 2 || it.kind == 3) au_core_daemon_alive(&W.core, W.now);
     else if (it.kind == 4) {                                /* twice */
         au_core_daemon_message(&W.core, it.p, it.n, 0, W.now);
@@ -955,6 +1000,303 @@ static void deliver_to_shim(void) {
     free(it.p);
 }
 
+/* ---------------------------------------------------------------- the EXAI dialect: client side and a model op daemon */
+static creq *pend_by_tag(long long tag) {
+    int g;
+    for (g = 0; g < NGROUPS; g++)
+        if (W.pend[g].used && W.pend[g].tag == tag) return &W.pend[g];
+    return NULL;
+}
+/* the result or error text of an EXAI answer names its call's tag */
+static int has_tag(tk t, int tag) {
+    char want[24];
+    const char *p;
+    size_t k = (size_t)snprintf(want, sizeof want, "tag:%d", tag);
+    for (p = t.p; p + k <= t.p + t.n; p++)
+        if (!memcmp(p, want, k) && (p + k == t.p + t.n || p[k] < '0' || p[k] > '9')) return 1;
+    return 0;
+}
+
+static void client_request_exai(void) {
+    static const int methods[] = { M_CALL, M_CALL, M_CALL, M_LIST, M_LIST, M_INIT, M_PING, M_OTHER, M_LEVEL };
+    int g, k, i, method = methods[rnd(sizeof methods / sizeof methods[0])], local;
+    char line[512];
+    creq *q;
+    size_t n;
+    if (!W.init_sent) method = chance(85) ? M_INIT : method;
+    local = method != M_CALL && method != M_LIST;   /* answered here, at once */
+    for (k = 0; k < 8; k++) {
+        i = (int)rnd(NPOOL);
+        g = POOL[i].group;
+        if (W.burned[g] || W.pend[g].used) continue;
+        if (W.next_tag + 1 >= MAXTAGS) return;
+        q = &W.pend[g];
+        memset(q, 0, sizeof *q);
+        q->used = 1;
+        q->group = g;
+        q->method = method;
+        q->tag = ++W.next_tag;
+        q->t = W.now;
+        W.tags[q->tag].pool = (signed char)i;
+        W.tags[q->tag].method = (signed char)method;
+        snprintf(q->id, sizeof q->id, "%s", POOL[i].text);
+        if (method == M_INIT)
+            n = (size_t)snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+                                 "\"%s\",\"capabilities\":{},\"clientInfo\":{\"name\":\"sim\",\"version\":\"1\"}}}", q->id,
+                                 chance(80) ? "2025-06-18" : "1999-01-01");
+        else if (method == M_CALL) {
+            q->ptok = chance(50);
+            if (q->ptok)
+                n = (size_t)snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"tools/call\",\"params\":{\"name\":\"work\","
+                                     "\"arguments\":{\"tag\":%d},\"_meta\":{\"progressToken\":\"pt%d\"}}}", q->id, q->tag, q->tag);
+            else
+                n = (size_t)snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"tools/call\",\"params\":{\"name\":\"work\","
+                                     "\"arguments\":{\"tag\":%d}}}", q->id, q->tag);
+        } else
+            n = (size_t)snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"%s\"}", q->id, METHOD[method]);
+        if (method == M_INIT) W.init_sent = 1;
+        sim_trace("client: %s id %s tag %d", METHOD[method], q->id, q->tag);
+        core_line(line, n);
+        if (local) CHECK(!W.pend[g].used, "%s was not answered at once by the EXAI dialect", METHOD[method]);
+        return;
+    }
+}
+
+/* an answer on stdout in the EXAI dialect; 1 when it was checked here */
+static int client_gets_exai(creq *q, int has_res, tk res, tk err, long long code, const char *p) {
+    tk v;
+    (void)err;
+    if (has_res) {
+        if (q->method == M_INIT)
+            CHECK(js_get(res, "protocolVersion", &v) && js_path(res, "capabilities", "tools", &v) && js_get(res, "serverInfo", &v),
+                  "the EXAI initialize answer is not an InitializeResult: %.120s", p);
+        else if (q->method == M_PING) CHECK(tk_is(res, "{}"), "ping answered with something else: %.100s", p);
+        else if (q->method == M_LIST) {
+            tk tools;
+            const char *ver;
+            CHECK(js_get(res, "tools", &tools) && tools.n && tools.p[0] == '[', "tools/list answered without tools: %.100s", p);
+            if (js_get(res, "tools", &tools) && (ver = strstr(tools.p, "\"v")) != NULL && ver < tools.p + tools.n) {
+                W.seen_version = atoi(ver + 2);
+                W.lists_seen = 1;
+                W.list_changed_since_seen = 0;
+            }
+        } else if (q->method == M_CALL)
+            CHECK(has_tag(res, q->tag), "the answer to tools/call %s (tag %d) is another call's: %.140s", q->id, q->tag, p);
+        else violation("%s got a result in the EXAI dialect: %.100s", METHOD[q->method], p);
+    } else {
+        if (q->method == M_INIT || q->method == M_PING) violation("%s got an error in the EXAI dialect: %.120s", METHOD[q->method], p);
+        else if (q->method == M_CALL || q->method == M_LIST)
+            CHECK(code == -32000, "a %s error with code %lld: %.120s", METHOD[q->method], code, p);
+        else CHECK(code == -32601, "%s should get -32601: %.120s", METHOD[q->method], p);
+        if (q->method == M_CALL && code == -32000 && strstr(p, "connection to the daemon was lost")) W.errors_lost++;
+        else if (code == -32000) W.errors_timeout++;
+    }
+    return 1;
+}
+
+static void xc_clear(void) { memset(W.xc, 0, sizeof W.xc); }
+static int xc_find(tk rid) {
+    int i;
+    for (i = 0; i < 128; i++)
+        if (W.xc[i].used && tk_is(rid, W.xc[i].rid)) return i;
+    return -1;
+}
+static void xc_send_result(int i) {
+    char a[400];
+    size_t n;
+    int tag = W.xc[i].tag;
+    switch (W.xc[i].kind) {
+    case 0: n = (size_t)snprintf(a, sizeof a, "{\"op\":\"call_tool_res\",\"request_id\":%s,\"ok\":true,\"outputs\":[{\"type\":\"text\",\"text\":\"tag:%d\"}]}", W.xc[i].rid, tag); break;
+    case 1: n = (size_t)snprintf(a, sizeof a, "{\"op\":\"call_tool_res\",\"request_id\":%s,\"text\":\"tag:%d legacy\"}", W.xc[i].rid, tag); break;
+    case 2: n = (size_t)snprintf(a, sizeof a, "{\"op\":\"call_tool_res\",\"request_id\":%s,\"error\":{\"code\":\"TOOL_ERROR\",\"message\":\"tag:%d failed\"}}", W.xc[i].rid, tag); break;
+    case 3: n = (size_t)snprintf(a, sizeof a, "{\"op\":\"call_tool_res\",\"request_id\":%s,\"error\":\"tag:%d failed\"}", W.xc[i].rid, tag); break;
+    default:                                                /* streamed: the chunks are the answer */
+        n = (size_t)snprintf(a, sizeof a, "{\"op\":\"stream_chunk\",\"request_id\":%s,\"chunk\":\"tag:%d\"}", W.xc[i].rid, tag);
+        daemon_send(a, n);
+        n = (size_t)snprintf(a, sizeof a, "{\"op\":\"stream_complete\",\"request_id\":%s}", W.xc[i].rid);
+        daemon_send(a, n);
+        n = (size_t)snprintf(a, sizeof a, "{\"op\":\"call_tool_res\",\"request_id\":%s,\"ok\":true}", W.xc[i].rid);
+        break;
+    }
+    daemon_send(a, n);
+}
+
+static void daemon_gets_exai(const char *p, size_t n) {
+    tk m = { p, n }, op, v, rid, args;
+    long long tag = -1;
+    int i;
+    if (!js_whole(m) || !js_get(m, "op", &op)) { violation("the EXAI daemon got something that is not an op: %.100s", p); return; }
+    if (!W.L.hello_done) {
+        tk sid, tok;
+        CHECK(tk_is(op, "\"hello\"") && js_get(m, "session_id", &sid) && js_get(m, "token", &tok) && tk_is(tok, "\"s3cret-tok\""),
+              "the first message on an EXAI connection is not our hello: %.100s", p);
+        if (js_get(m, "session_id", &sid) && sid.n < sizeof W.sid) {
+            if (!W.sid[0]) { memcpy(W.sid, sid.p, sid.n); W.sid[sid.n] = 0; }
+            CHECK(tk_is(sid, W.sid), "the hello's session id changed from %s: %.100s", W.sid, p);
+            if (W.desc.exai.session_id) CHECK(tk_is(sid, "\"sid-fixed\""), "the hello does not carry the given session id: %.100s", p);
+        }
+        W.L.hello_done = 1;
+        if (W.L.hello_refuse) { W.L.refused = 1; daemon_send("{\"op\":\"hello_ack\",\"ok\":false,\"error\":\"invalid token\"}", 52); }
+        else daemon_send("{\"op\":\"hello_ack\",\"ok\":true,\"session_id\":\"d\"}", 45);
+        return;
+    }
+    CHECK(W.L.hello_done && !W.L.hello_refuse, "a message reached the daemon after it refused the hello: %.100s", p);
+    if (tk_is(op, "\"list_tools\"")) {
+        char a[200];
+        size_t k = (size_t)snprintf(a, sizeof a, "{\"op\":\"list_tools_res\",\"tools\":[{\"name\":\"work\",\"description\":\"d\"},{\"name\":\"v%d\"}]}",
+                                    W.tools_version);
+        daemon_send(a, k);
+        return;
+    }
+    if (!tk_is(op, "\"call_tool\"")) { daemon_send("{\"op\":\"error\",\"error\":{\"code\":\"INVALID_REQUEST\",\"message\":\"Unknown operation\"}}", 77); return; }
+    if (!js_get(m, "request_id", &rid) || rid.p[0] != '"' || rid.n >= 64 || !js_get(m, "arguments", &args) || !js_get(args, "tag", &v) ||
+        !js_int(v, &tag)) {
+        violation("a call_tool without a request id or our arguments: %.100s", p);
+        return;
+    }
+    i = xc_find(rid);
+    if (i >= 0) {
+        CHECK(W.xc[i].tag == tag, "request id %.*s names two calls (tags %d and %lld)", (int)rid.n, rid.p, W.xc[i].tag, tag);
+        if (W.xc[i].done) { sim_trace("daemon %u: %.*s answered from the store", W.L.gen, (int)rid.n, rid.p); W.xc[i].gen = W.L.gen; xc_send_result(i); }
+        else {
+            char a[300];
+            size_t k = (size_t)snprintf(a, sizeof a, "{\"op\":\"call_tool_res\",\"request_id\":%.*s,\"error\":{\"code\":\"OVER_CAPACITY\","
+                                        "\"message\":\"This request is already being processed\",\"details\":{\"retry_after_secs\":%s}}}",
+                                        (int)rid.n, rid.p, chance(50) ? "1" : "0.3");
+            sim_trace("daemon %u: %.*s still running: in progress", W.L.gen, (int)rid.n, rid.p);
+            W.xc[i].gen = W.L.gen;                      /* its result goes where it was last asked */
+            daemon_send(a, k);
+        }
+        return;
+    }
+    for (i = 0; i < 128; i++)
+        CHECK(!(W.xc[i].used && W.xc[i].tag == tag), "call tag %lld reached the daemon under a second request id %.*s (first %s)", tag,
+              (int)rid.n, rid.p, W.xc[i].rid);
+    for (i = 0; i < 128 && W.xc[i].used; i++) {}
+    if (i == 128) return;                               /* too busy: never answered; the calm would flag it, so keep it small */
+    W.xc[i].used = 1;
+    W.xc[i].tag = (int)tag;
+    W.xc[i].gen = W.L.gen;
+    W.xc[i].kind = W.calm ? 0 : (int)rnd(6);
+    memcpy(W.xc[i].rid, rid.p, rid.n);
+    W.xc[i].rid[rid.n] = 0;
+    W.xc[i].due = W.now + (W.calm ? 0 : (int64_t)rnd(chance(70) ? 300 : 8000));
+    sim_trace("daemon %u: runs call tag %lld as %s", W.L.gen, tag, W.xc[i].rid);
+    if (!W.calm && chance(60)) {
+        char a[200];
+        size_t k;
+        W.xc[i].acked = chance(50) ? 1 : 5;
+        k = (size_t)snprintf(a, sizeof a, "{\"op\":\"call_tool_ack\",\"request_id\":%s,\"timeout\":%d}", W.xc[i].rid, W.xc[i].acked);
+        daemon_send(a, k);
+    }
+}
+
+/* a running call finishes; its result goes to the connection that asked last, if it is still there */
+static int daemon_answer_exai(int any) {
+    int i, start = (int)rnd(128);
+    for (i = 0; i < 128; i++) {
+        int j = (start + i) % 128;
+        if (W.xc[j].used && !W.xc[j].done && (any || W.xc[j].due <= W.now)) {
+            W.xc[j].done = 1;
+            sim_trace("daemon: call %s finishes%s", W.xc[j].rid, W.xc[j].gen == W.L.gen && W.L.open == 1 ? "" : " (nobody to tell: stored)");
+            if (W.xc[j].gen == W.L.gen && W.L.open == 1) xc_send_result(j);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void daemon_other_exai(void) {
+    char a[300];
+    size_t n;
+    int i, k = -1, start = (int)rnd(128);
+    for (i = 0; i < 128; i++) {
+        int j = (start + i) % 128;
+        if (W.xc[j].used && !W.xc[j].done && W.xc[j].gen == W.L.gen) { k = j; break; }
+    }
+    switch (rnd(7)) {
+    case 0: case 1:                                         /* progress on a running call */
+        if (k < 0) break;
+        if (chance(50)) n = (size_t)snprintf(a, sizeof a, "{\"op\":\"progress\",\"request_id\":%s,\"message\":\"working\"}", W.xc[k].rid);
+        else n = (size_t)snprintf(a, sizeof a, "{\"op\":\"stream_chunk\",\"request_id\":%s,\"chunk\":\"part\"}", W.xc[k].rid);
+        daemon_send(a, n);
+        break;
+    case 2:                                                 /* what a client must tolerate */
+        switch (rnd(4)) {
+        case 0: daemon_send("{\"op\":\"status\",\"clients\":3}", 27); break;
+        case 1: daemon_send("{\"op\":\"weird\"}", 14); break;
+        case 2: daemon_send("{\"op\":\"error\",\"error\":{\"code\":\"INVALID_JSON\",\"message\":\"x\"}}", 61); break;
+        default: daemon_send("not json", 8); break;
+        }
+        break;
+    case 3:                                                 /* the connection drops; the process lives on */
+        sim_trace("daemon %u: drops the connection (the process keeps running)", W.L.gen);
+        end_life("dropped");
+        W.pre_connected = au_core_connected(&W.core);
+        au_core_daemon_down(&W.core, "close 1011", W.now);
+        take_actions();
+        break;
+    case 4:
+        chan_push(&W.L.to_shim, "", 0, 3);
+        break;
+    case 5:
+        W.L.frozen = !W.L.frozen;
+        sim_trace("daemon %u: %s", W.L.gen, W.L.frozen ? "freezes" : "wakes up");
+        break;
+    default:                                                /* the process dies: its store is gone */
+        sim_trace("daemon %u: the process crashes", W.L.gen);
+        end_life("crash");
+        xc_clear();
+        if (chance(50)) W.tools_version++;
+        W.pre_connected = au_core_connected(&W.core);
+        au_core_daemon_down(&W.core, "connection reset by peer", W.now);
+        take_actions();
+        break;
+    }
+}
+
+/* what the core learns from a daemon message, as far as the deadlines go */
+static void exai_before_delivery(const char *p, size_t n) {
+    tk m = { p, n }, op, rid, v;
+    int i;
+    creq *q;
+    if (!js_whole(m) || !js_get(m, "op", &op) || !js_get(m, "request_id", &rid)) return;
+    if ((i = xc_find(rid)) < 0 || !(q = pend_by_tag(W.xc[i].tag)) || !tk_is(rid, q->rid)) return;
+    if (tk_is(op, "\"call_tool_ack\"") && js_get(m, "timeout", &v)) {
+        long long t = 0;
+        js_int(v, &t);
+        q->ack_deadline = W.now + t * 1000 + ms_of(W.core.d.exai.ack_grace);
+    } else if (tk_is(op, "\"call_tool_res\"") && strstr(p, "already being processed")) {
+        if (!q->retry_wait) q->retry_bound = q->ack_deadline ? q->ack_deadline : q->t + ms_of(W.core.d.exai.ack_grace);
+        q->retry_wait = 1;
+    }
+}
+
+/* a call_tool or list_tools the core sends: the sim's view of what a daemon holds */
+static void exai_mark_sent(const char *p, size_t n) {
+    tk m = { p, n }, op, rid, args, v;
+    long long tag;
+    creq *q;
+    int g;
+    if (!js_whole(m) || !js_get(m, "op", &op)) return;
+    if (tk_is(op, "\"list_tools\"")) {
+        creq *best = NULL;
+        for (g = 0; g < NGROUPS; g++) {
+            creq *c = &W.pend[g];
+            if (c->used && c->method == M_LIST && c->sent_gen != W.L.gen && (!best || c->tag < best->tag)) best = c;
+        }
+        if (best) best->sent_gen = W.L.gen;
+        return;
+    }
+    if (!tk_is(op, "\"call_tool\"") || !js_get(m, "request_id", &rid) || !js_get(m, "arguments", &args) || !js_get(args, "tag", &v) ||
+        !js_int(v, &tag) || !(q = pend_by_tag(tag)))
+        return;
+    if (q->rid[0]) CHECK(tk_is(rid, q->rid), "call tag %lld sent again under another request id (%.*s, first %s)", tag, (int)rid.n, rid.p, q->rid);
+    else if (rid.n < sizeof q->rid) { memcpy(q->rid, rid.p, rid.n); q->rid[rid.n] = 0; }
+    q->sent_gen = W.L.gen;
+    q->retry_wait = 0;
+}
+
 /* ---------------------------------------------------------------- invariants after every step */
 static void check_state(void) {
     int g;
@@ -975,10 +1317,24 @@ static void check_state(void) {
         CHECK(au_core_finished(c) || W.now <= bound, "stdin closed %.1f s ago and the core has not finished", (double)(W.now - W.eof_at) / 1000.0);
         return;
     }
+    if (W.exai && W.desc.no_resend && W.lost_gen) {          /* --no-resend: an error at once */
+        for (g = 0; g < NGROUPS; g++) {
+            creq *q = &W.pend[g];
+            CHECK(!(q->used && q->method == M_CALL && q->sent_gen == W.lost_gen && !q->retry_wait),
+                  "with --no-resend, tools/call %s in flight on a lost connection was not answered at once", q->id);
+        }
+    }
+    W.lost_gen = 0;
     for (g = 0; g < NGROUPS; g++) {
         creq *q = &W.pend[g];
         int64_t limit;
         if (!q->used) continue;
+        if (W.exai && q->ack_deadline)
+            CHECK(W.now < q->ack_deadline, "tools/call %s was acked and is still unanswered past the ack's timeout plus the grace", q->id);
+        if (W.exai && q->retry_wait) {
+            CHECK(W.now < q->retry_bound, "tools/call %s waits to be asked again past its deadline", q->id);
+            continue;
+        }
         if (q->sent_gen && q->sent_gen == W.L.gen && W.L.open == 1) continue;   /* a daemon holds it */
         if (q->session_init) limit = ms_of(c->d.init_grace);
         else if (W.mcp && q->method == M_PING && !au_core_connected(c) && !q->sent_gen) limit = 0;   /* answered here at once */
@@ -1010,6 +1366,8 @@ static int64_t next_event_time(void) {
     if (!W.daemon_up) SOONER(W.daemon_next_toggle);
     if (W.L.open == 1 && !W.L.frozen)
         for (i = 0; i < MAXHELD; i++) if (W.L.held[i].used) SOONER(W.L.held[i].due);
+    if (W.exai)
+        for (i = 0; i < 128; i++) if (W.xc[i].used && !W.xc[i].done) SOONER(W.xc[i].due);
 #undef SOONER
     return t;
 }
@@ -1026,7 +1384,9 @@ static void setup(void) {
     static const double QT[] = { 1, 5, 30 }, IG[] = { 0.5, 2, 10 }, PI[] = { -1, 1, 5, 20 }, PT[] = { 1, 5, 20 }, ST[] = { 3, 20, 60 };
     static const size_t QC[] = { 1, 4, 64 }, MP[] = { 2, 8, 64 };
     au_core_desc *d = &W.desc;
+    static const double AG[] = { 1, 5, 120 };
     memset(d, 0, sizeof *d);
+    W.exai = chance(25);
     d->daemon_name = "ws://sim:8079";
     d->queue_timeout = QT[rnd(3)];
     d->init_grace = IG[rnd(3)];
@@ -1045,6 +1405,17 @@ static void setup(void) {
     if (chance(10)) { d->remembered = "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"serverInfo\":{\"name\":\"simd\",\"version\":\"0\"}}";
                       d->remembered_len = strlen(d->remembered); }
     W.mcp = !d->no_mcp;
+    if (W.exai) {                                           /* the EX-AI op protocol towards the daemon */
+        d->dialect = AU_DIALECT_EXAI;
+        d->no_mcp = 0;
+        d->hello = NULL;
+        d->remembered = NULL;
+        d->exai.token = "s3cret-tok";
+        d->exai.session_id = chance(50) ? "sid-fixed" : NULL;
+        d->exai.ack_grace = AG[rnd(3)];
+        d->no_resend = chance(30);
+        W.mcp = 0;
+    }
 }
 
 static void world_free(void) {
@@ -1062,7 +1433,8 @@ static void step(void) {
     if (!W.eof && au_core_wants_client(&W.core)) { w[E_CREQ] = 10; w[E_COTHER] = 4; w[E_EOF] = 1; }
     if (live && W.L.to_daemon.n) w[E_TO_DAEMON] = 14;
     if (W.L.open && W.L.to_shim.n && !W.paused) w[E_TO_SHIM] = 14;
-    if (live && !W.L.frozen && (!W.desc.hello || W.L.hello_done)) { w[E_ANSWER] = 8; w[E_DOTHER] = 3; }
+    if (live && !W.L.frozen && (!W.core.d.hello || W.L.hello_done)) { w[E_ANSWER] = 8; w[E_DOTHER] = 3; }
+    if (W.exai && W.daemon_up) w[E_ANSWER] = 8;             /* calls finish whether or not anyone listens */
     if (W.L.open == 2) w[E_CLOSED] = 4;
     if (W.connecting && W.now >= W.connect_at) w[E_CONNECT] = 20;
     w[E_TOGGLE] = 1;
@@ -1117,8 +1489,8 @@ static void step(void) {
         break;
     }
     case E_TO_SHIM: deliver_to_shim(); break;
-    case E_ANSWER: daemon_answer(0); break;
-    case E_DOTHER: daemon_other(); break;
+    case E_ANSWER: if (W.exai) daemon_answer_exai(0); else daemon_answer(0); break;
+    case E_DOTHER: if (W.exai) daemon_other_exai(); else daemon_other(); break;
     case E_CONNECT:
         W.connecting = 0;
         W.pre_connected = 0;
@@ -1134,6 +1506,7 @@ static void step(void) {
             W.daemon_up = 0;
             W.daemon_next_toggle = W.now + (int64_t)rnd(20000);
             sim_trace("the daemon process stops");
+            if (W.exai) { xc_clear(); if (chance(50)) W.tools_version++; }
             if (W.L.open) {
                 end_life("the daemon process stopped");
                 W.pre_connected = au_core_connected(&W.core);
@@ -1177,10 +1550,13 @@ static void calm(void) {
     while (!W.failed && !au_core_finished(&W.core) && W.now < until && ++guard < 20000) {
         int pending = 0, i;
         for (g = 0; g < NGROUPS; g++) pending += W.pend[g].used;
-        if (!pending && !W.core.reqs.count && !W.core.q.count && !W.L.to_daemon.n && !W.L.to_shim.n) break;
+        if (!pending && !W.core.reqs.count && !W.core.q.count && !W.L.to_daemon.n && !W.L.to_shim.n &&
+            (!W.exai || W.eof || au_core_connected(&W.core)))
+            break;
         if (W.L.open == 1 && W.L.to_daemon.n) { item it = chan_pop(&W.L.to_daemon); daemon_gets(it.p, it.n); free(it.p); take_actions(); }
         else if (W.L.open && W.L.to_shim.n) deliver_to_shim();
-        else if (W.L.open == 1 && daemon_answer(1)) {}
+        else if (W.exai && daemon_answer_exai(1)) {}
+        else if (!W.exai && W.L.open == 1 && daemon_answer(1)) {}
         else if (W.connecting && au_core_deadline(&W.core) >= 0 && au_core_deadline(&W.core) < W.connect_at) {
             W.now = au_core_deadline(&W.core);              /* time runs in order: the core's deadline first */
         } else if (W.connecting) {
@@ -1214,7 +1590,9 @@ static void calm(void) {
               (double)W.pend[g].t / 1000.0);
     CHECK(W.core.reqs.count == 0 && W.core.q.count == 0, "after the calm, the core still holds %lu requests and %lu queued messages",
           (unsigned long)W.core.reqs.count, (unsigned long)W.core.q.count);
-    CHECK(W.notes_seen == W.notes_sent || W.notes_seen <= W.notes_sent, "more notifications reached the client than were sent");
+    CHECK(W.notes_seen <= W.notes_sent, "more notifications reached the client than were sent");
+    if (W.exai && W.lists_seen && W.seen_version != W.tools_version)
+        CHECK(W.list_changed_since_seen, "the daemon's tools changed (v%d to v%d) and the client was never told", W.seen_version, W.tools_version);
 }
 
 /* runs the schedule on the current tape; 1 when every invariant held */
@@ -1234,7 +1612,7 @@ static int run_one(void) {
     sim_trace("setup: queue_timeout %.3g init_grace %.3g ping %.3g/%.3g setup %.3g queue_max %lu max_pending %lu resend_max %d%s%s",
               W.desc.queue_timeout, W.desc.init_grace, W.desc.ping_interval, W.desc.ping_timeout, W.desc.setup_timeout,
               (unsigned long)W.desc.queue_max_count, (unsigned long)W.desc.max_pending, W.desc.resend_max,
-              W.mcp ? "" : " no-mcp", W.desc.hello ? " hello" : "");
+              W.exai ? " exai" : W.mcp ? "" : " no-mcp", W.desc.hello ? " hello" : "");
     steps = 20 + (int)rnd(400);
     for (i = 0; i < steps && !W.failed && !au_core_finished(&W.core); i++) {
         run_timeouts();
@@ -1320,7 +1698,7 @@ static size_t shrink(uint32_t *v, size_t n) {
     return n;
 }
 
-static int opt_quiet, opt_shrink = 1;
+static int opt_quiet, opt_shrink = 1, opt_trace;
 static const char *opt_save_tape;
 /* the tape as the fuzz harness reads it: two bytes per choice */
 static void save_tape(const char *path) {
@@ -1335,7 +1713,10 @@ static int run_seed(uint64_t seed) {
     T.mode = 0;
     T.s = seed * 0x2545F4914F6CDD1DULL + 1;
     T.rec_n = 0;
+    W.tracing = opt_trace;
     ok = run_one();
+    if (opt_trace && W.trace) fputs(W.trace, stdout);
+    W.tracing = 0;
     if (opt_save_tape) save_tape(opt_save_tape);
     if (!ok) {
         uint32_t *tape;
@@ -1394,9 +1775,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[a], "--no-shrink")) opt_shrink = 0;
         else if (!strcmp(argv[a], "--save-tape") && a + 1 < argc) opt_save_tape = argv[++a];
         else if (!strcmp(argv[a], "--quiet")) opt_quiet = 1;
+        else if (!strcmp(argv[a], "--trace")) opt_trace = 1;
         else {
             fprintf(stderr, "usage: %s [--seeds N] [--first S] [--seed S] [--jobs J] [--regressions FILE]\n"
-                            "          [--max-failures N (0: all)] [--no-shrink] [--quiet] [--save-tape FILE]\n", argv[0]);
+                            "          [--max-failures N (0: all)] [--no-shrink] [--quiet] [--trace] [--save-tape FILE]\n", argv[0]);
             return 2;
         }
     }
