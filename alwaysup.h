@@ -3643,7 +3643,8 @@ static void au__exai_result(au_core *c, au__req *r, au_tok all) {
             if (q.p) au__exai_reply_text(c, r, (const char *)q.p, q.len, 1);
             au__buf_free(&q);
         }
-    } else if (au__json_get(all, "outputs", &outputs) && outputs.p[0] == '[') {
+    } else if (au__json_get(all, "outputs", &outputs) && outputs.p[0] == '[' &&
+               !(x->stream.len && au__json_ws(outputs.p + 1, outputs.p + outputs.len)[0] == ']')) {   /* [] after chunks: the chunks */
         au__buf_set(o, AU__LIT("{\"content\":"));
         au__buf_append(o, outputs.p, outputs.len);
         au__buf_append(o, AU__LIT("}"));

@@ -147,6 +147,14 @@ if have node && [ -d tests/node_modules/@modelcontextprotocol/sdk ] && [ -d test
     suite interop-real-daemons node tests/interop/real_daemons.mjs
 else skip interop-real-daemons "node or tests/node_modules missing (tools/install-deps.sh runs npm ci)"; fi
 
+echo "== the EX-AI dialect (--daemon-protocol exai) against an op-protocol daemon"
+if "$PY" -c 'import websockets' 2>/dev/null; then
+    suite exai-daemon-selftest "$PY" tests/exai/selftest.py
+else skip exai-daemon-selftest "python3-websockets not installed (tools/install-deps.sh)"; fi
+if have node && [ -d tests/node_modules/@modelcontextprotocol/sdk ] && "$PY" -c 'import websockets' 2>/dev/null; then
+    suite exai-mcp-sdk node tests/exai/exai_interop.mjs
+else skip exai-mcp-sdk "node, tests/node_modules or python3-websockets missing (tools/install-deps.sh)"; fi
+
 echo "== benchmark smoke (tools/bench --quick: every contender answers; the figures are not judged here)"
 suite bench-quick sh -c "$MAKE -s build/bench build/alwaysup build/testd tools/bench/peers/node_modules/.package-lock.json && build/bench --quick"
 

@@ -30,5 +30,17 @@ ALWAYSUP_BIN=build/alwaysup.exe ALWAYSUP_WRAP=wine ALWAYSUP_SLOW=3 ALWAYSUP_LOGD
     > build/test-logs/integration-windows.log 2>&1
 grep -E '^  (ok|FAIL)|FAILED|EXCEPTION' build/test-logs/integration-windows.log
 count build/test-logs/integration-windows.log
+
+echo "-- the EX-AI dialect (build/alwaysup.exe --daemon-protocol exai, official MCP SDK client, Python op daemon)"
+if command -v node >/dev/null 2>&1 && [ -d tests/node_modules/@modelcontextprotocol/sdk ] && "$PY" -c 'import websockets' 2>/dev/null; then
+    ALWAYSUP_BIN=build/alwaysup.exe ALWAYSUP_WRAP=wine node tests/exai/exai_interop.mjs \
+        -k '^(init_without_daemon|call_waits_for_daemon|tools_and_results|bad_token|progress_notifications|ack_keeps_call_alive|drop_mid_call|restart_mid_call_resent|restart_mid_call_no_resend|list_changed_on_new_tools)$' \
+        > build/test-logs/exai-windows.log 2>&1
+    grep -E '^(ok|FAIL) ' build/test-logs/exai-windows.log
+    count build/test-logs/exai-windows.log
+else
+    echo "FAIL exai-windows: node, tests/node_modules or python3-websockets missing (tools/install-deps.sh)"
+    fail=$((fail + 1))
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
