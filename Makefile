@@ -7,13 +7,24 @@ STRICT  := -std=c99 -Wall -Wextra -Wpedantic -Wshadow -Wconversion
 SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 B       := build
 HDR     := alwaysup.h
+# TLS=openssl builds the shim with the OpenSSL backend (wss://); the default build needs nothing but libc
+TLS     ?=
+ifeq ($(TLS),openssl)
+SHIM_TLS := -DALWAYSUP_TLS_OPENSSL
+SHIM_LIBS := -lssl -lcrypto
+endif
 
 .PHONY: all test check-symbols demo soak conformance fuzz bench windows test-windows clean sim sim-mutants
 
 all: $(B)/alwaysup $(B)/testd $(B)/echo_client
 
 $(B)/alwaysup: examples/alwaysup.c $(HDR) | $(B)
-	$(CC) $(STRICT) $(OPT) -I. $< -o $@
+	$(CC) $(STRICT) $(OPT) $(SHIM_TLS) -I. $< -o $@ $(SHIM_LIBS)
+# always with OpenSSL, whatever TLS says: the transport tests use it
+$(B)/alwaysup-tls: examples/alwaysup.c $(HDR) | $(B)
+	$(CC) $(STRICT) -Werror $(OPT) -DALWAYSUP_TLS_OPENSSL -I. $< -o $@ -lssl -lcrypto
+$(B)/alwaysup-tls-asan: examples/alwaysup.c $(HDR) | $(B)
+	$(CC) $(STRICT) -O1 -g $(SAN) -DALWAYSUP_TLS_OPENSSL -I. $< -o $@ -lssl -lcrypto
 $(B)/alwaysup-asan: examples/alwaysup.c $(HDR) | $(B)
 	$(CC) $(STRICT) -O1 -g $(SAN) -I. $< -o $@
 $(B)/testd: tools/testd.c $(HDR) | $(B)

@@ -147,8 +147,11 @@ enum {
     AU_EURL_HOST = -14,      /* empty or malformed host */
     AU_EURL_PORT = -15,      /* port empty, not a number or not 1-65535 */
     AU_EURL_PATH = -16,      /* path or query has a byte that needs %-encoding */
+    AU_EURL_UNIX = -17,      /* ws+unix: without an absolute socket path, or not on this platform */
     AU_EHEADER = -20,        /* header name/value unusable (CR, LF, NUL...) */
-    AU_ERANDOM = -21         /* the OS random source failed */
+    AU_ERANDOM = -21,        /* the OS random source failed */
+    AU_ETLS = -22,           /* the TLS backend could not be set up (CA file, certificate, key) */
+    AU_EAGAIN = -30          /* non-blocking I/O: try again when the socket is ready */
 };
 ALWAYSUP_DEF const char *au_strerror(int err);
 
@@ -188,6 +191,8 @@ ALWAYSUP_DEF int au_utf8_valid(const void *data, size_t len);
 /* ---- URL ------------------------------------------------------------------ */
 typedef struct au_url {
     int tls;                 /* 1 for wss:// */
+    int unix_socket;         /* 1 for ws+unix: (unix_path holds the socket, host is "localhost") */
+    char unix_path[108];
     int ipv6;                /* host was a [bracketed] IPv6 literal */
     char host[256];          /* NUL-terminated, brackets removed */
     uint16_t port;           /* default 80 (443 for wss) */
@@ -195,8 +200,11 @@ typedef struct au_url {
     const char *path;        /* path and query, points into the input; "/" if absent */
     size_t path_len;
 } au_url;
-/* Parses ws://host[:port][/path][?query]. The input must outlive url->path.
-   wss:// fills *url and returns AU_EURL_TLS (no TLS transport is built in). */
+/* Parses ws://host[:port][/path][?query], wss://... and Node ws's Unix socket
+   form ws+unix:///abs/path.sock or ws+unix:/abs/path.sock, optionally followed
+   by :/request/path. The input must outlive url->path. wss:// fills *url and
+   returns AU_EURL_TLS: whether TLS is there is the client's business (an
+   au_client with a TLS backend accepts it). */
 ALWAYSUP_DEF int au_url_parse(au_url *url, const char *text, size_t len);
 
 /* ---- opening handshake ---------------------------------------------------- */
@@ -699,8 +707,37 @@ ALWAYSUP_DEF int au_poll(au_pollfd *fds, int n, int timeout_ms);
    poll loop: au_client_connect, then poll c->sock for au_client_events()
    until au_client_deadline(), then call au_client_poll() until it returns 0.
    Every connection ends with exactly one AU_WS_DISCONNECTED event. */
+/* TLS behind one small interface, so the backend is a build choice:
+   ALWAYSUP_TLS_OPENSSL compiles the OpenSSL (or LibreSSL) one; a program can
+   bring its own. Calls are non-blocking: AU_EAGAIN sets *want to the
+   AU_POLLIN/AU_POLLOUT the backend waits for. */
+typedef struct au_tls_desc {
+    const char *ca_file;               /* PEM CAs trusted instead of the system's; NULL: the system's store */
+    const char *cert_file;             /* client certificate chain (PEM) for mutual TLS; NULL: none */
+    const char *key_file;              /* its private key (PEM); NULL: in cert_file */
+    int insecure;                      /* 1: no certificate or name check at all */
+} au_tls_desc;
+typedef struct au_tls_backend {
+    const char *name;                  /* "OpenSSL 3.0.13", for --version and logs */
+    void *(*ctx_new)(const au_tls_desc *d, char *err, size_t cap);      /* once per client */
+    void (*ctx_free)(void *ctx);
+    void *(*conn_new)(void *ctx, au_socket_t s, const char *host, int host_is_ip, char *err, size_t cap);
+    int (*handshake)(void *conn, int *want, char *err, size_t cap);     /* AU_OK, AU_EAGAIN, < 0 */
+    long (*read)(void *conn, void *buf, size_t n, int *want, char *err, size_t cap);   /* > 0, 0: closed,
+                                                                                        AU_EAGAIN, < 0 */
+    long (*write)(void *conn, const void *buf, size_t n, int *want, char *err, size_t cap);   /* > 0, AU_EAGAIN, < 0 */
+    size_t (*pending)(void *conn);     /* decrypted bytes waiting: read them before polling again */
+    void (*conn_free)(void *conn);
+} au_tls_backend;
+/* The backend compiled in, or NULL (then wss:// is refused with AU_EURL_TLS). */
+ALWAYSUP_DEF const au_tls_backend *au_tls_builtin(void);
+/* "tcp, unix, tls (OpenSSL 3.0.13)": what this build can connect over. */
+ALWAYSUP_DEF const char *au_transports(void);
+
 typedef struct au_client_desc {
-    const char *url;                   /* required: ws://host[:port][/path] */
+    const char *url;                   /* required: ws://host[:port][/path], wss://..., ws+unix:/path.sock[:/path] */
+    const au_tls_backend *tls;         /* for wss://; NULL: au_tls_builtin() */
+    au_tls_desc tls_opts;              /* trust, client certificate, --insecure */
     const char *const *subprotocols;   /* offered, none if 0 */
     int num_subprotocols;
     const au_header *headers;          /* extra request headers */
@@ -714,7 +751,7 @@ typedef struct au_client_desc {
 } au_client_desc;
 
 enum { AU_WS_DISCONNECTED = 100 };       /* au_client_poll only: TCP is gone; code and reason say why */
-enum { AU_CLIENT_IDLE = 0, AU_CLIENT_CONNECTING, AU_CLIENT_HANDSHAKE, AU_CLIENT_OPEN, AU_CLIENT_CLOSING };
+enum { AU_CLIENT_IDLE = 0, AU_CLIENT_CONNECTING, AU_CLIENT_TLS, AU_CLIENT_HANDSHAKE, AU_CLIENT_OPEN, AU_CLIENT_CLOSING };
 
 typedef struct au_client {
     int state;                         /* AU_CLIENT_* */
@@ -738,6 +775,9 @@ typedef struct au_client {
                                           next poll would only say EAGAIN */
     int64_t last_rx;                   /* when bytes last arrived (ms) */
     int wsa;                           /* Windows: WSAStartup done */
+    const au_tls_backend *tlsb;        /* wss:// only */
+    void *tls_ctx, *tls_conn;
+    int tls_want;                      /* what the TLS backend waits for */
 } au_client;
 /* Copies what it needs from desc. AU_EURL_* / AU_EHEADER if unusable. */
 ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc);
@@ -804,6 +844,8 @@ typedef struct au_bridge_desc {
                                           subprotocol unless one is given, and sends its own hello */
     au_exai_desc exai;                 /* EXAI: session id, token, serverInfo name, ack grace */
     int no_resend;                     /* 1: a call in flight on a lost connection gets an error */
+    au_tls_desc tls;                   /* wss://: CA file, client certificate, insecure */
+    const au_tls_backend *tls_backend; /* NULL: au_tls_builtin() */
 } au_bridge_desc;
 
 typedef struct au_bridge {
@@ -879,6 +921,7 @@ ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc);
 #  include <sys/mman.h>
 #  include <sys/stat.h>
 #  include <sys/uio.h>
+#  include <sys/un.h>
 #  include <netinet/in.h>
 #  include <netinet/tcp.h>
 #  include <netdb.h>
@@ -928,8 +971,15 @@ ALWAYSUP_DEF const char *au_strerror(int err) {
     case AU_ENOMEM: return "out of memory";
     case AU_EINVAL: return "invalid argument";
     case AU_ETOOBIG: return "over the configured limit";
-    case AU_EURL_SCHEME: return "URL must start with ws:// (or wss://)";
-    case AU_EURL_TLS: return "wss:// needs TLS, which is not built in; use ws:// on loopback or put a TLS proxy in front";
+    case AU_EURL_SCHEME: return "URL must start with ws://, wss:// or ws+unix:";
+    case AU_EURL_TLS: return "wss:// needs TLS, which this build does not have: rebuild with make TLS=openssl "
+                             "(or use ws:// on loopback, or a TLS proxy in front)";
+    case AU_EURL_UNIX: return "ws+unix: needs an absolute socket path of at most 107 bytes (ws+unix:///path.sock[:/request/path])"
+#if defined(_WIN32)
+                              "; this Windows build has no Unix domain sockets"
+#endif
+                              ;
+    case AU_ETLS: return "TLS setup failed (CA file, certificate or key)";
     case AU_EURL_USERINFO: return "user:password@ in the URL is not supported; send credentials in a header";
     case AU_EURL_FRAGMENT: return "a #fragment is not allowed in a WebSocket URL";
     case AU_EURL_HOST: return "URL host is empty or malformed";
@@ -1222,6 +1272,34 @@ ALWAYSUP_DEF int au_url_parse(au_url *url, const char *text, size_t len) {
     size_t i, auth, auth_end, host_start, host_end;
     memset(url, 0, sizeof *url);
     if (!text) return AU_EINVAL;
+    if (len >= 8 && au__ieq(text, 8, "ws+unix:")) {   /* ws+unix:///sock[:/path] or ws+unix:/sock[:/path] */
+        size_t at = 8, end;
+        if (len >= at + 3 && text[at] == '/' && text[at + 1] == '/' && text[at + 2] == '/') at += 2;
+        else if (len >= at + 2 && text[at] == '/' && text[at + 1] == '/') return AU_EURL_UNIX;   /* an authority: no */
+        if (at >= len || text[at] != '/') return AU_EURL_UNIX;
+        for (end = at; end < len && text[end] != ':'; end++)
+            if ((unsigned char)text[end] <= 0x20 || (unsigned char)text[end] >= 0x7F) return AU_EURL_UNIX;
+        if (end - at > sizeof url->unix_path - 1) return AU_EURL_UNIX;
+        memcpy(url->unix_path, text + at, end - at);
+        url->unix_path[end - at] = 0;
+        url->unix_socket = 1;
+        memcpy(url->host, "localhost", 10);
+        url->port = 80;
+        url->path = "/";
+        url->path_len = 1;
+        if (end < len) {                             /* ":/request/path" */
+            if (end + 1 >= len || text[end + 1] != '/') return AU_EURL_UNIX;
+            for (i = end + 1; i < len; i++) {
+                unsigned char c = (unsigned char)text[i];
+                if (c <= 0x20 || c >= 0x7F || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' || c == '{' ||
+                    c == '|' || c == '}' || c == '#')
+                    return AU_EURL_PATH;
+            }
+            url->path = text + end + 1;
+            url->path_len = len - end - 1;
+        }
+        return AU_OK;
+    }
     if (len >= 5 && au__ieq(text, 5, "ws://")) i = 5;
     else if (len >= 6 && au__ieq(text, 6, "wss://")) { i = 6; url->tls = 1; }
     else return AU_EURL_SCHEME;
@@ -3785,7 +3863,13 @@ static void au__exai_timers(au_core *c) {
             m->req = r;
             m->t = r->t;                                /* like a re-send: the queue timeout counts from the client's send */
             if (c->conn.state == AU__UP && !c->q.head) au__send(c, m->data, m->len, r, m);
-            else { r->msg = m; au__q_insert(c, m, c->q.head); au__kick(c); }
+            else {                                      /* in time order: the queue timeout reads the oldest first */
+                au__msg *before = c->q.head;
+                while (before && before->t <= m->t) before = before->next;
+                r->msg = m;
+                au__q_insert(c, m, before);
+                au__kick(c);
+            }
         }
     }
     c->exai.timers_dirty = 1;
@@ -4451,6 +4535,137 @@ static void au__sock_tune(au__socket s) {
 
 /* ---- au_client: one WebSocket connection over non-blocking TCP ---- */
 
+/* ---- TLS backends (compiled only when asked for) ---- */
+#if defined(ALWAYSUP_TLS_OPENSSL)
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+static void au__ossl_why(char *err, size_t cap, const char *what) {
+    unsigned long e = ERR_get_error();
+    char buf[160];
+    if (e) {
+        ERR_error_string_n(e, buf, sizeof buf);
+        snprintf(err, cap, "%s (%s)", what, buf);
+    } else snprintf(err, cap, "%s", what);
+    ERR_clear_error();
+}
+static void *au__ossl_ctx_new(const au_tls_desc *d, char *err, size_t cap) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) { au__ossl_why(err, cap, "cannot create a TLS context"); return NULL; }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (d->insecure) SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        if (d->ca_file && d->ca_file[0]) {          /* like curl --cacert: these CAs instead of the system's */
+            if (SSL_CTX_load_verify_locations(ctx, d->ca_file, NULL) != 1) {
+                char what[200];
+                snprintf(what, sizeof what, "cannot read the CA file %.150s", d->ca_file);
+                au__ossl_why(err, cap, what);
+                SSL_CTX_free(ctx);
+                return NULL;
+            }
+        } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+            au__ossl_why(err, cap, "cannot load the system's trusted certificates");
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+    }
+    if (d->cert_file && d->cert_file[0]) {
+        const char *key = d->key_file && d->key_file[0] ? d->key_file : d->cert_file;
+        if (SSL_CTX_use_certificate_chain_file(ctx, d->cert_file) != 1 || SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1) {
+            char what[360];
+            snprintf(what, sizeof what, "cannot use the client certificate %.150s with the key %.150s", d->cert_file, key);
+            au__ossl_why(err, cap, what);
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+    }
+    return ctx;
+}
+static void au__ossl_ctx_free(void *ctx) { SSL_CTX_free((SSL_CTX *)ctx); }
+static void *au__ossl_conn_new(void *ctx, au_socket_t s, const char *host, int host_is_ip, char *err, size_t cap) {
+    SSL *ssl = SSL_new((SSL_CTX *)ctx);
+    if (!ssl || SSL_set_fd(ssl, (int)s) != 1) { au__ossl_why(err, cap, "cannot start TLS"); SSL_free(ssl); return NULL; }
+    if (!host_is_ip) SSL_set_tlsext_host_name(ssl, host);      /* SNI: never for an address */
+    if (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) {
+        int ok = host_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) : SSL_set1_host(ssl, host);
+        if (!host_is_ip) SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (ok != 1) { au__ossl_why(err, cap, "cannot set the name to verify"); SSL_free(ssl); return NULL; }
+    }
+    SSL_set_connect_state(ssl);
+    return ssl;
+}
+static int au__ossl_result(SSL *ssl, int r, int *want, char *err, size_t cap, const char *what) {
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ) { *want = AU_POLLIN; return AU_EAGAIN; }
+    if (e == SSL_ERROR_WANT_WRITE) { *want = AU_POLLOUT; return AU_EAGAIN; }
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+        if (r == 0) return 0;                       /* EOF without close_notify: the peer is gone */
+        snprintf(err, cap, "%s: %s", what, strerror(errno));
+        return AU_ETLS;
+    }
+    au__ossl_why(err, cap, what);
+    return AU_ETLS;
+}
+static int au__ossl_handshake(void *conn, int *want, char *err, size_t cap) {
+    SSL *ssl = (SSL *)conn;
+    int r = SSL_connect(ssl);
+    long v;
+    if (r == 1) return AU_OK;
+    r = au__ossl_result(ssl, r, want, err, cap, "handshake");
+    if (r == AU_EAGAIN) return r;
+    v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK) {                            /* the reason a person can act on */
+        ERR_clear_error();
+        snprintf(err, cap, "certificate verify failed: %s", X509_verify_cert_error_string(v));
+    } else if (r == 0) snprintf(err, cap, "the daemon closed the connection during the TLS handshake");
+    return AU_ETLS;
+}
+static long au__ossl_read(void *conn, void *buf, size_t n, int *want, char *err, size_t cap) {
+    int r = SSL_read((SSL *)conn, buf, (int)AU__MIN(n, (size_t)1 << 30));
+    return r > 0 ? r : au__ossl_result((SSL *)conn, r, want, err, cap, "receive");
+}
+static long au__ossl_write(void *conn, const void *buf, size_t n, int *want, char *err, size_t cap) {
+    int r = SSL_write((SSL *)conn, buf, (int)AU__MIN(n, (size_t)1 << 30));
+    if (r > 0) return r;
+    r = au__ossl_result((SSL *)conn, r, want, err, cap, "send");
+    return r == 0 ? AU_ETLS : r;
+}
+static size_t au__ossl_pending(void *conn) { return (size_t)SSL_pending((SSL *)conn); }
+static void au__ossl_conn_free(void *conn) {
+    SSL *ssl = (SSL *)conn;
+    SSL_free(ssl);
+}
+static char au__ossl_name[64];
+static au_tls_backend au__ossl = { au__ossl_name, au__ossl_ctx_new, au__ossl_ctx_free, au__ossl_conn_new, au__ossl_handshake,
+                                   au__ossl_read, au__ossl_write, au__ossl_pending, au__ossl_conn_free };
+ALWAYSUP_DEF const au_tls_backend *au_tls_builtin(void) {
+    if (!au__ossl_name[0]) {                         /* "OpenSSL 3.0.13 30 Jan 2024" -> "OpenSSL 3.0.13" */
+        const char *v = OpenSSL_version(OPENSSL_VERSION);
+        size_t k = 0, words = 0;
+        while (v[k] && k < sizeof au__ossl_name - 1) { if (v[k] == ' ' && ++words == 2) break; k++; }
+        memcpy(au__ossl_name, v, k);
+        au__ossl_name[k] = 0;
+    }
+    return &au__ossl;
+}
+#else
+ALWAYSUP_DEF const au_tls_backend *au_tls_builtin(void) { return NULL; }
+#endif
+ALWAYSUP_DEF const char *au_transports(void) {
+    static char text[120];
+    const au_tls_backend *t = au_tls_builtin();
+#if defined(_WIN32)
+    snprintf(text, sizeof text, "tcp%s%s%s", t ? ", tls (" : "", t ? t->name : "", t ? ")" : "");
+#else
+    snprintf(text, sizeof text, "tcp, unix%s%s%s", t ? ", tls (" : "", t ? t->name : "", t ? ")" : "");
+#endif
+    return text;
+}
+
 ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
     size_t n;
     int i, r;
@@ -4479,6 +4694,16 @@ ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
     if (!c->url_text || !c->rbuf) { au_client_free(c); return AU_ENOMEM; }
     memcpy(c->url_text, desc->url, n + 1);
     r = au_url_parse(&c->url, c->url_text, n);
+    if (r == AU_EURL_TLS) {                        /* wss://: a TLS backend carries it, if there is one */
+        c->tlsb = desc->tls ? desc->tls : au_tls_builtin();
+        if (!c->tlsb) { au_client_free(c); return AU_EURL_TLS; }
+        c->tls_ctx = c->tlsb->ctx_new(&c->desc.tls_opts, c->error, sizeof c->error);
+        if (!c->tls_ctx) { c->tlsb = NULL; return AU_ETLS; }   /* c->error says why; the caller frees */
+        r = AU_OK;
+    }
+#if defined(_WIN32)
+    if (r == AU_OK && c->url.unix_socket) r = AU_EURL_UNIX;
+#endif
     if (r != AU_OK) { au_client_free(c); return r; }
     return AU_OK;
 }
@@ -4487,6 +4712,9 @@ static void au__client_close_socket(au_client *c) {
     c->sock = AU_INVALID_SOCKET;
 }
 static void au__client_reset(au_client *c) {
+    if (c->tls_conn) c->tlsb->conn_free(c->tls_conn);
+    c->tls_conn = NULL;
+    c->tls_want = 0;
     au__client_close_socket(c);
     if (c->addrs) freeaddrinfo((struct addrinfo *)c->addrs);
     c->addrs = c->next_addr = NULL;
@@ -4537,6 +4765,37 @@ static void au__client_try_next(au_client *c, int64_t now) {
     if (!c->error[0]) snprintf(c->error, sizeof c->error, "no usable address for %.100s%s%.100s", c->url.host, why[0] ? ": " : "", why);
     au__client_end(c, AU_CLOSE_ABNORMAL);
 }
+#if !defined(_WIN32)
+/* ws+unix: one address, no name service */
+static void au__client_connect_unix(au_client *c, int64_t now) {
+    struct sockaddr_un sa;
+    au__socket s;
+    char why[128];
+    int e = 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, c->url.unix_path, strlen(c->url.unix_path) + 1);
+    snprintf(c->peer, sizeof c->peer, "unix:%.58s", c->url.unix_path);
+    s = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (s == AU__BAD_SOCKET) e = AU__SOCK_ERRNO();
+    else if (au__sock_nonblock(s) != 0) { e = AU__SOCK_ERRNO(); AU__CLOSE_SOCKET(s); s = AU__BAD_SOCKET; }
+    else if (connect(s, (const struct sockaddr *)&sa, (socklen_t)sizeof sa) != 0 && !AU__IN_PROGRESS(AU__SOCK_ERRNO()) &&
+             AU__SOCK_ERRNO() != EAGAIN) {
+        e = AU__SOCK_ERRNO();
+        AU__CLOSE_SOCKET(s);
+        s = AU__BAD_SOCKET;
+    }
+    c->state = AU_CLIENT_CONNECTING;
+    if (s == AU__BAD_SOCKET) {
+        au__sock_strerror(e, why, sizeof why);
+        snprintf(c->error, sizeof c->error, "connect to unix:%.110s: %.100s", c->url.unix_path, why);
+        au__client_end(c, AU_CLOSE_ABNORMAL);
+        return;
+    }
+    c->sock = (au_socket_t)s;
+    c->deadline = now + au__ms(c->desc.connect_timeout);
+}
+#endif
 ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     struct addrinfo hints, *res = NULL;
     char port[8];
@@ -4547,6 +4806,9 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     c->ended = 0;
     c->drained = 0;
     c->end_code = 0;
+#if !defined(_WIN32)
+    if (c->url.unix_socket) { au__client_connect_unix(c, now); return; }
+#endif
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -4572,11 +4834,13 @@ ALWAYSUP_DEF int au_client_events(const au_client *c) {
     if (c->ended) return 0;
     if (c->state == AU_CLIENT_CONNECTING) return AU_POLLOUT;
     if (c->state == AU_CLIENT_IDLE) return 0;
-    return AU_POLLIN | (au_client_unsent(c) ? AU_POLLOUT : 0);
+    if (c->state == AU_CLIENT_TLS) return c->tls_want ? c->tls_want : AU_POLLIN;
+    return AU_POLLIN | (au_client_unsent(c) ? AU_POLLOUT : 0) | c->tls_want;
 }
 ALWAYSUP_DEF int64_t au_client_deadline(const au_client *c) {
     if (c->ended) return 0;
     if (c->inlen) return 0;                       /* buffered input still to hand out */
+    if (c->tls_conn && c->state > AU_CLIENT_TLS && c->tlsb->pending(c->tls_conn)) return 0;   /* decrypted, unread */
     if (c->state == AU_CLIENT_OPEN || c->state == AU_CLIENT_IDLE) return -1;
     return c->deadline;
 }
@@ -4588,7 +4852,19 @@ static int au__client_flush(au_client *c) {
     const uint8_t *p;
     size_t n;
     while ((n = au_ws_output(&c->ws, &p)) > 0) {
-        long w = (long)send((au__socket)c->sock, (const char *)p, (au__iolen)AU__MIN(n, (size_t)1 << 30), AU__SEND_FLAGS);
+        long w;
+        if (c->tls_conn) {                        /* the backend writes the socket */
+            char why[200];
+            int want = 0;
+            why[0] = 0;
+            w = c->tlsb->write(c->tls_conn, p, AU__MIN(n, (size_t)1 << 30), &want, why, sizeof why);
+            c->tls_want &= ~AU_POLLIN;
+            if (w > 0) { au_ws_output_done(&c->ws, (size_t)w); continue; }
+            if (w == AU_EAGAIN) { if (want == AU_POLLIN) c->tls_want |= AU_POLLIN; return 0; }
+            snprintf(c->error, sizeof c->error, "TLS send to %.60s: %.180s", c->peer, why[0] ? why : "failed");
+            return -1;
+        }
+        w = (long)send((au__socket)c->sock, (const char *)p, (au__iolen)AU__MIN(n, (size_t)1 << 30), AU__SEND_FLAGS);
         if (w > 0) { au_ws_output_done(&c->ws, (size_t)w); continue; }
         if (w < 0) {
             int e = AU__SOCK_ERRNO();
@@ -4616,39 +4892,105 @@ static int au__client_emit_end(au_client *c, au_ws_msg *m) {
     m->reason = c->error;
     return 1;
 }
+static int au__client_start_ws(au_client *c, int64_t now, au_ws_msg *m) {
+    au_ws_desc wd;
+    int r;
+    memset(&wd, 0, sizeof wd);
+    wd.url = &c->url;
+    wd.subprotocols = c->desc.subprotocols;
+    wd.num_subprotocols = c->desc.num_subprotocols;
+    wd.headers = c->desc.headers;
+    wd.num_headers = c->desc.num_headers;
+    wd.max_message = c->desc.max_message;
+    r = au_ws_init(&c->ws, &wd);
+    if (r != AU_OK) {
+        snprintf(c->error, sizeof c->error, "cannot start the handshake: %s", au_strerror(r));
+        au__client_end(c, AU_CLOSE_ABNORMAL);
+        return au__client_emit_end(c, m);
+    }
+    c->state = AU_CLIENT_HANDSHAKE;
+    c->deadline = now + au__ms(c->desc.handshake_timeout);
+    if (au__client_flush(c) != 0) { au__client_end(c, AU_CLOSE_ABNORMAL); return au__client_emit_end(c, m); }
+    return 0;
+}
+/* the TLS handshake, one step: then the WebSocket handshake over it */
+static int au__client_tls_step(au_client *c, int64_t now, au_ws_msg *m) {
+    char why[240];
+    int want = 0, r;
+    why[0] = 0;
+    r = c->tlsb->handshake(c->tls_conn, &want, why, sizeof why);
+    if (r == AU_OK) {
+        int64_t deadline = c->deadline;           /* one budget for TLS and the upgrade */
+        c->tls_want = 0;
+        r = au__client_start_ws(c, now, m);
+        if (!r && c->state == AU_CLIENT_HANDSHAKE) c->deadline = deadline;
+        return r;
+    }
+    if (r == AU_EAGAIN) {
+        c->tls_want = want ? want : AU_POLLIN;
+        if (now < c->deadline) return 0;
+        snprintf(c->error, sizeof c->error, "no TLS handshake with %s within %.3g s", c->peer, c->desc.handshake_timeout);
+    } else snprintf(c->error, sizeof c->error, "TLS handshake with %.60s failed: %.160s", c->peer, why[0] ? why : "error");
+    au__client_end(c, AU_CLOSE_ABNORMAL);
+    return au__client_emit_end(c, m);
+}
+/* bytes from the socket, or through TLS: > 0, 0 when the peer closed, -1 (why set), -2 would block */
+static long au__client_read(au_client *c, void *into, size_t room, char *why, size_t cap) {
+    long n;
+    if (c->tls_conn) {
+        int want = 0;
+        n = c->tlsb->read(c->tls_conn, into, room, &want, why, cap);
+        c->tls_want &= ~AU_POLLOUT;
+        if (n >= 0) return n;
+        if (n == AU_EAGAIN) { if (want == AU_POLLOUT) c->tls_want |= AU_POLLOUT; return -2; }
+        if (!why[0]) snprintf(why, cap, "TLS error");
+        return -1;
+    }
+    for (;;) {
+        int e;
+        n = (long)recv((au__socket)c->sock, (char *)into, (au__iolen)AU__MIN(room, (size_t)1 << 30), 0);
+        if (n >= 0) return n;
+        e = AU__SOCK_ERRNO();
+        if (AU__WOULD_BLOCK(e)) return -2;
+        if (AU__INTERRUPTED(e)) continue;
+        au__sock_strerror(e, why, cap);
+        return -1;
+    }
+}
 ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_msg *m) {
     memset(m, 0, sizeof *m);
     m->reason = "";
     if (c->ended) return au__client_emit_end(c, m);
     if (c->state == AU_CLIENT_IDLE) return 0;
+    if (c->state == AU_CLIENT_TLS) return au__client_tls_step(c, now, m);
+    if (c->tls_conn && c->tlsb->pending(c->tls_conn)) revents |= AU_POLLIN;    /* decrypted bytes wait in the backend */
     if (c->state == AU_CLIENT_CONNECTING) {
         if (revents & (AU_POLLOUT | AU_POLLERR)) {
             int err = 0;
             socklen_t el = sizeof err;
             char why[128];
             if (getsockopt((au__socket)c->sock, SOL_SOCKET, SO_ERROR, (char *)&err, &el) != 0) err = AU__SOCK_ERRNO();
-            if (err == 0) {
-                au_ws_desc wd;
-                int r;
-                memset(&wd, 0, sizeof wd);
-                wd.url = &c->url;
-                wd.subprotocols = c->desc.subprotocols;
-                wd.num_subprotocols = c->desc.num_subprotocols;
-                wd.headers = c->desc.headers;
-                wd.num_headers = c->desc.num_headers;
-                wd.max_message = c->desc.max_message;
-                r = au_ws_init(&c->ws, &wd);
-                if (r != AU_OK) {
-                    snprintf(c->error, sizeof c->error, "cannot start the handshake: %s", au_strerror(r));
+            if (err == 0 && c->tlsb) {                 /* TCP is up: TLS first */
+                char terr[200];
+                terr[0] = 0;
+                c->tls_conn = c->tlsb->conn_new(c->tls_ctx, c->sock, c->url.host,
+                                                c->url.ipv6 || au__ipv4_valid(c->url.host, strlen(c->url.host)), terr, sizeof terr);
+                if (!c->tls_conn) {
+                    snprintf(c->error, sizeof c->error, "TLS with %.60s: %.180s", c->peer, terr[0] ? terr : "cannot start");
                     au__client_end(c, AU_CLOSE_ABNORMAL);
                     return au__client_emit_end(c, m);
                 }
-                c->state = AU_CLIENT_HANDSHAKE;
-                c->deadline = now + au__ms(c->desc.handshake_timeout);
                 if (c->addrs) freeaddrinfo((struct addrinfo *)c->addrs);
                 c->addrs = c->next_addr = NULL;
-                if (au__client_flush(c) != 0) { au__client_end(c, AU_CLOSE_ABNORMAL); return au__client_emit_end(c, m); }
-                return 0;
+                c->state = AU_CLIENT_TLS;
+                c->deadline = now + au__ms(c->desc.handshake_timeout);
+                c->tls_want = AU_POLLOUT;
+                return au__client_tls_step(c, now, m);
+            }
+            if (err == 0) {
+                if (c->addrs) freeaddrinfo((struct addrinfo *)c->addrs);
+                c->addrs = c->next_addr = NULL;
+                return au__client_start_ws(c, now, m);
             }
             au__sock_strerror(err, why, sizeof why);
             snprintf(c->error, sizeof c->error, "connect to %s: %s", c->peer, why);
@@ -4659,7 +5001,7 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
         au__client_try_next(c, now);
         return c->ended ? au__client_emit_end(c, m) : 0;
     }
-    if ((revents & AU_POLLOUT) && au__client_flush(c) != 0) {
+    if ((revents & (AU_POLLOUT | ((c->tls_want & AU_POLLIN) ? AU_POLLIN : 0))) && au__client_flush(c) != 0) {
         au__client_end(c, AU_CLOSE_ABNORMAL);
         return au__client_emit_end(c, m);
     }
@@ -4703,13 +5045,15 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
             size_t room = c->desc.read_size;
             uint8_t *into = au__ws_direct(&c->ws, &room);   /* a big payload: straight into the message */
             long n;
+            char why[160];
+            why[0] = 0;
             if (!into) { into = c->rbuf; room = c->desc.read_size; }
-            n = (long)recv((au__socket)c->sock, (char *)into, (au__iolen)AU__MIN(room, (size_t)1 << 30), 0);
+            n = au__client_read(c, into, room, why, sizeof why);
             if (n > 0) {
                 c->inp = into;
                 c->inlen = (size_t)n;
                 c->last_rx = now;
-                c->drained = (size_t)n < room;
+                c->drained = (size_t)n < room && !(c->tls_conn && c->tlsb->pending(c->tls_conn));
                 continue;
             }
             if (n == 0) {
@@ -4721,11 +5065,7 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
                 }
                 return au__client_emit_end(c, m);
             } else {
-                int e = AU__SOCK_ERRNO();
-                char why[128];
-                if (AU__WOULD_BLOCK(e)) break;
-                if (AU__INTERRUPTED(e)) continue;
-                au__sock_strerror(e, why, sizeof why);
+                if (n == -2) break;                    /* would block */
                 if (c->state != AU_CLIENT_CLOSING || !c->error[0])
                     snprintf(c->error, sizeof c->error, "receive from %s%s: %s", c->peer,
                              c->state == AU_CLIENT_HANDSHAKE ? " during the handshake" : "", why);
@@ -4786,6 +5126,9 @@ ALWAYSUP_DEF void au_client_drop(au_client *c) {
 }
 ALWAYSUP_DEF void au_client_free(au_client *c) {
     au__client_reset(c);
+    if (c->tls_ctx) c->tlsb->ctx_free(c->tls_ctx);
+    c->tls_ctx = NULL;
+    c->tlsb = NULL;
     ALWAYSUP_FREE(c->url_text);
     ALWAYSUP_FREE(c->rbuf);
     c->url_text = NULL;
@@ -5008,7 +5351,11 @@ static void au__actions(au_bridge *b) {
             case AU_ACT_STDOUT: au__emit(b, a.data, a.len); break;
             case AU_ACT_SEND: au__send_daemon(b, a.data, a.len); break;
             case AU_ACT_PING: au_client_send(&b->client, AU_OP_PING, a.data, a.len); break;
-            case AU_ACT_CONNECT: au_client_connect(&b->client, b->now); break;
+            case AU_ACT_CONNECT:
+                if (b->client.tlsb && b->d.tls.insecure)
+                    au__blog(b, AU_LOG_WARN, "TLS verification is off (insecure): the daemon's certificate and name are not checked");
+                au_client_connect(&b->client, b->now);
+                break;
             case AU_ACT_CLOSE: au_client_close(&b->client, a.code, NULL, b->now); break;
             case AU_ACT_DROP: au__own_output(b); au_client_drop(&b->client); break;
             case AU_ACT_SAVE: au__state_save(b, a.data, a.len); break;
@@ -5204,17 +5551,25 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     cd.connect_timeout = b->d.connect_timeout;
     cd.handshake_timeout = b->d.handshake_timeout;
     cd.close_timeout = b->d.close_timeout;
+    cd.tls = b->d.tls_backend;
+    cd.tls_opts = b->d.tls;
     r = au_client_init(&b->client, &cd);
     if (r != AU_OK) {
         char u[120];
         au__printable(u, sizeof u, desc->url, strlen(desc->url));
-        snprintf(b->error, sizeof b->error, "bad URL '%s': %s", u, au_strerror(r));
+        if (r == AU_ETLS) snprintf(b->error, sizeof b->error, "TLS setup failed: %.200s", b->client.error);
+        else snprintf(b->error, sizeof b->error, "bad URL '%s': %s", u, au_strerror(r));
+        au_client_free(&b->client);
         return r;
     }
     /* the URL as logged: no query, which may hold a token */
-    snprintf(b->safe_url, sizeof b->safe_url, "ws://%s%s%s:%u%.*s%s", b->client.url.ipv6 ? "[" : "", b->client.url.host,
-             b->client.url.ipv6 ? "]" : "", (unsigned)b->client.url.port,
-             (int)strcspn(b->client.url.path, "?"), b->client.url.path, strchr(b->client.url.path, '?') ? "?..." : "");
+    if (b->client.url.unix_socket)
+        snprintf(b->safe_url, sizeof b->safe_url, "ws+unix:%.107s:%.*s%s", b->client.url.unix_path,
+                 (int)AU__MIN(strcspn(b->client.url.path, "?"), 150), b->client.url.path, strchr(b->client.url.path, '?') ? "?..." : "");
+    else
+        snprintf(b->safe_url, sizeof b->safe_url, "%s://%s%s%s:%u%.*s%s", b->client.url.tls ? "wss" : "ws", b->client.url.ipv6 ? "[" : "",
+                 b->client.url.host, b->client.url.ipv6 ? "]" : "", (unsigned)b->client.url.port,
+                 (int)strcspn(b->client.url.path, "?"), b->client.url.path, strchr(b->client.url.path, '?') ? "?..." : "");
     memset(&core, 0, sizeof core);
     core.daemon_name = b->safe_url;
     core.setup_timeout = b->d.setup_timeout;

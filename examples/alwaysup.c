@@ -163,7 +163,8 @@ static void usage(const option *opts, size_t n) {
     size_t i;
     printf("alwaysup %s: keep an MCP client connected to a WebSocket daemon that comes and goes.\n\n"
            "usage: alwaysup [options] [URL]\n\n"
-           "URL is ws://host[:port][/path][?query]. Without one: $ALWAYSUP_URL, else\n"
+           "URL is ws://host[:port][/path][?query], wss://... (TLS builds: make TLS=openssl) or\n"
+           "ws+unix:/path/to.sock[:/request/path]. Without one: $ALWAYSUP_URL, else\n"
            "ws://$EXAI_WS_HOST:$EXAI_WS_PORT, else ws://127.0.0.1:8079.\n\n"
            "The shim never exits because of the daemon: it retries forever, queues\n"
            "messages while the daemon is down and answers every request exactly once.\n"
@@ -231,6 +232,10 @@ int main(int argc, char **argv) {
         { "token-env", "ALWAYSUP_TOKEN_ENV", TEXT, NULL, "VAR", "exai: read the hello's token from $VAR [EXAI_WS_TOKEN]", NULL },
         { "server-name", "ALWAYSUP_SERVER_NAME", TEXT, NULL, "NAME", "exai: serverInfo name the client sees [ex-ws-shim]", "MCP_SERVER_ID" },
         { "ack-grace", "ALWAYSUP_ACK_GRACE", SECONDS, NULL, "S", "exai: wait this much past an acked call's timeout [120]", "EXAI_SHIM_ACK_GRACE_SECS" },
+        { "ca-file", "ALWAYSUP_CA_FILE", TEXT, NULL, "PEM", "wss: trust these CAs instead of the system's", NULL },
+        { "cert", "ALWAYSUP_CERT", TEXT, NULL, "PEM", "wss: client certificate (mutual TLS)", NULL },
+        { "key", "ALWAYSUP_KEY", TEXT, NULL, "PEM", "wss: its private key [in --cert]", NULL },
+        { "insecure", "ALWAYSUP_INSECURE", FLAG, NULL, "", "wss: do not check the daemon's certificate (warned at every connect)", NULL },
     };
     const char *token_env = "EXAI_WS_TOKEN";
     const size_t nopts = sizeof opts / sizeof opts[0];
@@ -268,6 +273,10 @@ int main(int argc, char **argv) {
     opts[29].target = &token_env;
     opts[30].target = &d.exai.server_name;
     opts[31].target = &d.exai.ack_grace;
+    opts[32].target = &d.tls.ca_file;
+    opts[33].target = &d.tls.cert_file;
+    opts[34].target = &d.tls.key_file;
+    opts[35].target = &d.tls.insecure;
 
     /* environment first, so flags override it; the old shim's names first, so ALWAYSUP_* wins */
     for (k = 0; k < nopts; k++) {
@@ -290,7 +299,7 @@ int main(int argc, char **argv) {
         char name[64];
         size_t nl;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(opts, nopts); return 0; }
-        if (strcmp(a, "--version") == 0) { printf("alwaysup %s\n", ALWAYSUP_VERSION_STRING); return 0; }
+        if (strcmp(a, "--version") == 0) { printf("alwaysup %s (transports: %s)\n", ALWAYSUP_VERSION_STRING, au_transports()); return 0; }
         if (strcmp(a, "-H") == 0 || strcmp(a, "--header") == 0 || strcmp(a, "--header-env") == 0) {
             if (i + 1 >= argc) die("%s needs a value%s", a, "");
             if (strcmp(a, "--header-env") == 0) add_header_env(headers, &nh, argv[++i], a);

@@ -58,6 +58,33 @@ static void test_url(void) {
     s = "wss://secure.example";
     CHECK_INT(au_url_parse(&u, s, strlen(s)), AU_EURL_TLS); CHECK_INT(u.port, 443);
     CHECK(strstr(au_strerror(AU_EURL_TLS), "TLS") != NULL);
+    CHECK(strstr(au_strerror(AU_EURL_TLS), "make TLS=openssl") != NULL);   /* says how to get it */
+    /* Node ws's Unix socket form */
+    s = "ws+unix:///run/daemon.sock";
+    CHECK_INT(au_url_parse(&u, s, strlen(s)), AU_OK);
+    CHECK_INT(u.unix_socket, 1); CHECK_STR(u.unix_path, "/run/daemon.sock"); CHECK_STR(u.host, "localhost");
+    CHECK_MEM(u.path, u.path_len, "/");
+    s = "ws+unix:/run/daemon.sock:/mcp?x=1";
+    CHECK_INT(au_url_parse(&u, s, strlen(s)), AU_OK);
+    CHECK_STR(u.unix_path, "/run/daemon.sock"); CHECK_MEM(u.path, u.path_len, "/mcp?x=1");
+    s = "WS+UNIX:///a.sock:/";
+    CHECK_INT(au_url_parse(&u, s, strlen(s)), AU_OK); CHECK_STR(u.unix_path, "/a.sock");
+    {
+        static const char *const bad_unix[] = { "ws+unix:", "ws+unix:relative.sock", "ws+unix://host/x.sock", "ws+unix:/a.sock:",
+                                                "ws+unix:/a.sock:mcp", "ws+unix:/a b.sock" };
+        size_t k;
+        for (k = 0; k < sizeof bad_unix / sizeof bad_unix[0]; k++)
+            CHECK_INT(au_url_parse(&u, bad_unix[k], strlen(bad_unix[k])), AU_EURL_UNIX);
+        s = "ws+unix:/a.sock:/p#f";
+        CHECK_INT(au_url_parse(&u, s, strlen(s)), AU_EURL_PATH);
+        {   /* 107 bytes fit sockaddr_un, 108 do not */
+            char longp[140];
+            memset(longp, 'a', sizeof longp);
+            memcpy(longp, "ws+unix:/", 9);
+            CHECK_INT(au_url_parse(&u, longp, 9 + 106), AU_OK);
+            CHECK_INT(au_url_parse(&u, longp, 9 + 107), AU_EURL_UNIX);
+        }
+    }
     {
         static const struct { const char *url; int err; } bad[] = {
             { "", AU_EURL_SCHEME }, { "http://h", AU_EURL_SCHEME }, { "ws:/h", AU_EURL_SCHEME },

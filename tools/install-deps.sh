@@ -38,6 +38,9 @@ have file || pkgs+=(file)
 have x86_64-w64-mingw32-gcc || pkgs+=(gcc-mingw-w64-x86-64)
 have wine || pkgs+=(wine wine64)
 have npm || pkgs+=(npm)
+# transports: the TLS build (make TLS=openssl), its test certificates and peers
+have openssl || pkgs+=(openssl)
+[ -f /usr/include/openssl/ssl.h ] || pkgs+=(libssl-dev)
 
 if [ ${#pkgs[@]} -gt 0 ]; then
     echo "install-deps: apt-get install ${pkgs[*]}"

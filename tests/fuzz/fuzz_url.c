@@ -193,7 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     r = au_url_parse(&u, text, ulen);
     FZ_CHECK(r == AU_OK || r == AU_EURL_TLS || r == AU_EURL_SCHEME || r == AU_EURL_USERINFO ||
-                 r == AU_EURL_FRAGMENT || r == AU_EURL_HOST || r == AU_EURL_PORT || r == AU_EURL_PATH,
+                 r == AU_EURL_FRAGMENT || r == AU_EURL_HOST || r == AU_EURL_PORT || r == AU_EURL_PATH || r == AU_EURL_UNIX,
              "unexpected result %d", r);
     FZ_CHECK(strcmp(au_strerror(r), "unknown error") != 0, "no words for %d", r);
     if (ulen >= 5 && ieq_prefix(text, ulen, "ws://")) FZ_CHECK(r != AU_EURL_SCHEME, "ws:// refused as a scheme");
@@ -225,7 +225,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
 
-    if (r == AU_OK || r == AU_EURL_TLS) {
+    if (r == AU_OK && u.unix_socket) {                   /* ws+unix: the socket path and the request path */
+        char rebuilt[400];
+        int rl;
+        size_t i, pl = strlen(u.unix_path);
+        FZ_CHECK(ieq_prefix(text, ulen, "ws+unix:"), "unix without ws+unix:");
+        FZ_CHECK(u.unix_path[0] == '/' && pl < sizeof u.unix_path, "socket path '%s'", u.unix_path);
+        for (i = 0; i < pl; i++) FZ_CHECK(u.unix_path[i] > 0x20 && u.unix_path[i] < 0x7f && u.unix_path[i] != ':', "socket path byte");
+        FZ_CHECK(strcmp(u.host, "localhost") == 0 && u.port == 80 && !u.port_given && !u.tls, "unix host fields");
+        FZ_CHECK(u.path_len >= 1 && u.path[0] == '/', "request path");
+        for (i = 0; i < u.path_len; i++) FZ_CHECK(path_byte_ok((unsigned char)u.path[i]), "path byte %02x", (unsigned char)u.path[i]);
+        rl = snprintf(rebuilt, sizeof rebuilt, "ws+unix://%s:%.*s", u.unix_path, (int)u.path_len, u.path);   /* the /// form */
+        if (rl > 0 && (size_t)rl < sizeof rebuilt) {
+            FZ_CHECK(au_url_parse(&u2, rebuilt, (size_t)rl) == AU_OK && strcmp(u2.unix_path, u.unix_path) == 0 &&
+                         u2.path_len == u.path_len && memcmp(u2.path, u.path, u.path_len) == 0,
+                     "rebuilt %s parses differently", rebuilt);
+        }
+    } else if (r == AU_OK || r == AU_EURL_TLS) {
         size_t cap = ulen + 600;
         char *rebuilt = (char *)malloc(cap);
         int rl, r2;
