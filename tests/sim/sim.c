@@ -423,6 +423,7 @@ static void take_actions(void) {
         case AU_ACT_SEND:
             CHECK(W.L.open, "the core sent a message with no connection open: %.80s", a.data);
             if (W.L.open) { chan_push(&W.L.to_daemon, a.data, a.len, 0); mark_sent(a.data, a.len); }
+            if (W.tracing) sim_trace("core -> daemon: %.*s", (int)(a.len < 160 ? a.len : 160), a.data);
             break;
         case AU_ACT_PING:
             CHECK(W.L.open, "the core pinged with no connection open");
@@ -465,6 +466,7 @@ static void take_actions(void) {
             CHECK(a.event && a.event[0], "a log action without an event name");
             CHECK(!a.data || !strstr(a.data, "s3cret"), "the hello's token reached the log: %s", a.data);
             if (a.event && !strcmp(a.event, "replay")) W.replays++;
+            if (W.tracing) sim_trace("core log %s: %s", a.event ? a.event : "?", a.data ? a.data : "");
             break;
         default: violation("unknown action %d", a.type);
         }
@@ -1448,6 +1450,7 @@ static void step(void) {
         if (t > 0 && chance(60)) to = t;
         if (dl >= 0 && dl < to) to = dl;
         if (to <= W.now) to = W.now + 1;
+        if (W.tracing) sim_trace("time passes to %.3f (the core's deadline %.3f)", (double)to / 1000.0, (double)dl / 1000.0);
         W.now = to;
         break;
     }
