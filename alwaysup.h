@@ -738,6 +738,8 @@ typedef struct au_client_desc {
     const char *url;                   /* required: ws://host[:port][/path], wss://..., ws+unix:/path.sock[:/path] */
     const au_tls_backend *tls;         /* for wss://; NULL: au_tls_builtin() */
     au_tls_desc tls_opts;              /* trust, client certificate, --insecure */
+    const char *proxy;                 /* http://[user:password@]host[:port] for HTTP CONNECT; NULL: none */
+    const char *proxy_auth;            /* "user:password" for Basic; NULL: from the proxy URL, if any; never logged */
     const char *const *subprotocols;   /* offered, none if 0 */
     int num_subprotocols;
     const au_header *headers;          /* extra request headers */
@@ -751,7 +753,7 @@ typedef struct au_client_desc {
 } au_client_desc;
 
 enum { AU_WS_DISCONNECTED = 100 };       /* au_client_poll only: TCP is gone; code and reason say why */
-enum { AU_CLIENT_IDLE = 0, AU_CLIENT_CONNECTING, AU_CLIENT_TLS, AU_CLIENT_HANDSHAKE, AU_CLIENT_OPEN, AU_CLIENT_CLOSING };
+enum { AU_CLIENT_IDLE = 0, AU_CLIENT_CONNECTING, AU_CLIENT_PROXY, AU_CLIENT_TLS, AU_CLIENT_HANDSHAKE, AU_CLIENT_OPEN, AU_CLIENT_CLOSING };
 
 typedef struct au_client {
     int state;                         /* AU_CLIENT_* */
@@ -778,6 +780,12 @@ typedef struct au_client {
     const au_tls_backend *tlsb;        /* wss:// only */
     void *tls_ctx, *tls_conn;
     int tls_want;                      /* what the TLS backend waits for */
+    int via_proxy;                     /* HTTP CONNECT through proxy_url first */
+    au_url proxy_url;                  /* host and port of the proxy */
+    char *proxy_request;               /* the CONNECT request (holds the credentials: never logged) */
+    size_t proxy_request_len, proxy_sent;
+    char proxy_head[2048];             /* the proxy's answer so far */
+    size_t proxy_head_len;
 } au_client;
 /* Copies what it needs from desc. AU_EURL_* / AU_EHEADER if unusable. */
 ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc);
@@ -846,6 +854,13 @@ typedef struct au_bridge_desc {
     int no_resend;                     /* 1: a call in flight on a lost connection gets an error */
     au_tls_desc tls;                   /* wss://: CA file, client certificate, insecure */
     const au_tls_backend *tls_backend; /* NULL: au_tls_builtin() */
+    const char *proxy;                 /* HTTP CONNECT proxy http://host:port for every daemon; "": none;
+                                          NULL: from the environment as curl reads it (http_proxy for
+                                          ws://, https_proxy for wss://, else ALL_PROXY; NO_PROXY;
+                                          never for loopback daemons) */
+    const char *proxy_auth;            /* "user:password" for the proxy; never logged */
+    const char *const *more_urls;      /* more daemons: a failed attempt tries the next, round */
+    int num_more_urls;
 } au_bridge_desc;
 
 typedef struct au_bridge {
@@ -862,6 +877,9 @@ typedef struct au_bridge {
     int stdin_eof, told_eof, stdout_dead, told_gone, paused, finished, in_flags, out_flags;
     void *log_file;
     char safe_url[300];
+    const char *urls[16];              /* url, then more_urls */
+    int num_urls, url_at, opened, proxy_logged;
+    char proxy_shown[300];             /* the proxy of the current URL, without credentials */
     uint8_t *ibuf;                     /* what stdin gave, not yet framed */
     size_t ibuf_cap, ipos, ilen;
     au__buf out;                       /* stdout bytes not written yet */
@@ -4666,6 +4684,28 @@ ALWAYSUP_DEF const char *au_transports(void) {
     return text;
 }
 
+/* http://[user:password@]host[:port][/]: the proxy and, in *userinfo, its credentials */
+static int au__proxy_parse(au_url *u, const char *text, char *userinfo, size_t cap) {
+    const char *at, *p = text;
+    char buf[300];
+    size_t n = strlen(text);
+    userinfo[0] = 0;
+    if (n < 8 || !au__ieq(text, 7, "http://")) return AU_EURL_SCHEME;
+    p += 7;
+    at = strchr(p, '@');
+    if (at && (!strchr(p, '/') || at < strchr(p, '/'))) {
+        snprintf(userinfo, cap, "%.*s", (int)(at - p), p);
+        p = at + 1;
+    }
+    n = strcspn(p, "/");
+    if (p[n] && strcmp(p + n, "/") != 0) return AU_EURL_PATH;   /* a proxy has no path */
+    if (n + 5 >= sizeof buf) return AU_EURL_HOST;
+    snprintf(buf, sizeof buf, "ws://%.*s", (int)n, p);          /* host[:port] as in a ws:// URL */
+    if (au_url_parse(u, buf, strlen(buf)) != AU_OK) return AU_EURL_HOST;
+    if (!u->port_given) u->port = 1080;                         /* curl's default proxy port */
+    u->path = "/";
+    return AU_OK;
+}
 ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
     size_t n;
     int i, r;
@@ -4704,6 +4744,28 @@ ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
 #if defined(_WIN32)
     if (r == AU_OK && c->url.unix_socket) r = AU_EURL_UNIX;
 #endif
+    if (r == AU_OK && desc->proxy && desc->proxy[0] && !c->url.unix_socket) {   /* CONNECT host:port, then TLS and the upgrade */
+        char userinfo[256], target[300], line[700], b64[AU_BASE64_LEN(256) + 1];
+        const char *cred = desc->proxy_auth && desc->proxy_auth[0] ? desc->proxy_auth : userinfo;
+        int k;
+        r = au__proxy_parse(&c->proxy_url, desc->proxy, userinfo, sizeof userinfo);
+        if (r != AU_OK) { au_client_free(c); return AU_EINVAL; }
+        snprintf(target, sizeof target, "%s%s%s:%u", c->url.ipv6 ? "[" : "", c->url.host, c->url.ipv6 ? "]" : "", (unsigned)c->url.port);
+        k = snprintf(line, sizeof line, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: alwaysup/" ALWAYSUP_VERSION_STRING "\r\n",
+                     target, target);
+        if (cred[0] && strlen(cred) < 256) {
+            au_base64_encode(cred, strlen(cred), b64);
+            k += snprintf(line + k, sizeof line - (size_t)k, "Proxy-Authorization: Basic %s\r\n", b64);
+        }
+        k += snprintf(line + k, sizeof line - (size_t)k, "\r\n");
+        c->proxy_request = (char *)ALWAYSUP_REALLOC(NULL, (size_t)k + 1);
+        if (!c->proxy_request) { au_client_free(c); return AU_ENOMEM; }
+        memcpy(c->proxy_request, line, (size_t)k + 1);
+        c->proxy_request_len = (size_t)k;
+        memset(line, 0, sizeof line);                    /* the credentials live in one place */
+        memset(userinfo, 0, sizeof userinfo);
+        c->via_proxy = 1;
+    }
     if (r != AU_OK) { au_client_free(c); return r; }
     return AU_OK;
 }
@@ -4742,10 +4804,11 @@ static void au__client_try_next(au_client *c, int64_t now) {
         c->next_addr = ai->ai_next;
         {
             char host[48];
+            unsigned port = c->via_proxy ? c->proxy_url.port : c->url.port;
             if (getnameinfo(ai->ai_addr, (socklen_t)ai->ai_addrlen, host, sizeof host, NULL, 0, NI_NUMERICHOST) != 0)
                 snprintf(host, sizeof host, "%.47s", c->url.host);
-            if (ai->ai_family == AF_INET6) snprintf(c->peer, sizeof c->peer, "[%s]:%u", host, (unsigned)c->url.port);
-            else snprintf(c->peer, sizeof c->peer, "%s:%u", host, (unsigned)c->url.port);
+            if (ai->ai_family == AF_INET6) snprintf(c->peer, sizeof c->peer, "[%s]:%u", host, port);
+            else snprintf(c->peer, sizeof c->peer, "%s:%u", host, port);
         }
         s = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (s == AU__BAD_SOCKET) { au__sock_strerror(AU__SOCK_ERRNO(), why, sizeof why); continue; }
@@ -4814,15 +4877,19 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
     /* an address as written needs no name service (and none of its code in memory) */
-    if (c->url.ipv6 || au__ipv4_valid(c->url.host, strlen(c->url.host))) hints.ai_flags = AI_NUMERICHOST;
-    snprintf(port, sizeof port, "%u", (unsigned)c->url.port);
-    r = getaddrinfo(c->url.host, port, &hints, &res);
+    {
+        const au_url *to = c->via_proxy ? &c->proxy_url : &c->url;   /* through a proxy: its address */
+        if (to->ipv6 || au__ipv4_valid(to->host, strlen(to->host))) hints.ai_flags = AI_NUMERICHOST;
+        snprintf(port, sizeof port, "%u", (unsigned)to->port);
+        r = getaddrinfo(to->host, port, &hints, &res);
+    }
     c->state = AU_CLIENT_CONNECTING;
     if (r != 0 || !res) {
 #if defined(_WIN32)
         snprintf(c->error, sizeof c->error, "cannot resolve %s: error %d", c->url.host, r);
 #else
-        snprintf(c->error, sizeof c->error, "cannot resolve %.120s: %.100s", c->url.host, gai_strerror(r));
+        snprintf(c->error, sizeof c->error, "cannot resolve %.120s%s: %.100s", c->via_proxy ? c->proxy_url.host : c->url.host,
+                 c->via_proxy ? " (the proxy)" : "", gai_strerror(r));
 #endif
         au__client_end(c, AU_CLOSE_ABNORMAL);
         return;
@@ -4834,6 +4901,7 @@ ALWAYSUP_DEF int au_client_events(const au_client *c) {
     if (c->ended) return 0;
     if (c->state == AU_CLIENT_CONNECTING) return AU_POLLOUT;
     if (c->state == AU_CLIENT_IDLE) return 0;
+    if (c->state == AU_CLIENT_PROXY) return c->proxy_sent < c->proxy_request_len ? AU_POLLOUT | AU_POLLIN : AU_POLLIN;
     if (c->state == AU_CLIENT_TLS) return c->tls_want ? c->tls_want : AU_POLLIN;
     return AU_POLLIN | (au_client_unsent(c) ? AU_POLLOUT : 0) | c->tls_want;
 }
@@ -4913,6 +4981,79 @@ static int au__client_start_ws(au_client *c, int64_t now, au_ws_msg *m) {
     if (au__client_flush(c) != 0) { au__client_end(c, AU_CLOSE_ABNORMAL); return au__client_emit_end(c, m); }
     return 0;
 }
+static int au__client_tls_step(au_client *c, int64_t now, au_ws_msg *m);
+static int au__client_start_tls(au_client *c, int64_t now, au_ws_msg *m) {
+    char terr[200];
+    terr[0] = 0;
+    c->tls_conn = c->tlsb->conn_new(c->tls_ctx, c->sock, c->url.host, c->url.ipv6 || au__ipv4_valid(c->url.host, strlen(c->url.host)),
+                                    terr, sizeof terr);
+    if (!c->tls_conn) {
+        snprintf(c->error, sizeof c->error, "TLS with %.60s: %.180s", c->peer, terr[0] ? terr : "cannot start");
+        au__client_end(c, AU_CLOSE_ABNORMAL);
+        return au__client_emit_end(c, m);
+    }
+    c->state = AU_CLIENT_TLS;
+    c->tls_want = AU_POLLOUT;
+    return au__client_tls_step(c, now, m);
+}
+/* HTTP CONNECT: the request out, the proxy's answer in; 200 opens the tunnel */
+static int au__client_proxy_step(au_client *c, int64_t now, int revents, au_ws_msg *m) {
+    char why[200];
+    why[0] = 0;
+    while (c->proxy_sent < c->proxy_request_len) {
+        long w = (long)send((au__socket)c->sock, c->proxy_request + c->proxy_sent, (au__iolen)(c->proxy_request_len - c->proxy_sent),
+                            AU__SEND_FLAGS);
+        if (w > 0) { c->proxy_sent += (size_t)w; continue; }
+        if (w < 0 && AU__WOULD_BLOCK(AU__SOCK_ERRNO())) break;
+        if (w < 0 && AU__INTERRUPTED(AU__SOCK_ERRNO())) continue;
+        au__sock_strerror(AU__SOCK_ERRNO(), why, sizeof why);
+        snprintf(c->error, sizeof c->error, "send to the proxy %s: %.150s", c->peer, why);
+        au__client_end(c, AU_CLOSE_ABNORMAL);
+        return au__client_emit_end(c, m);
+    }
+    if (revents & (AU_POLLIN | AU_POLLERR)) {
+        for (;;) {
+            long n;
+            char *end;
+            if (c->proxy_head_len + 1 >= sizeof c->proxy_head) {
+                snprintf(c->error, sizeof c->error, "the proxy %s sent an answer head over %lu bytes", c->peer,
+                         (unsigned long)sizeof c->proxy_head);
+                break;
+            }
+            /* one byte at a time: nothing of the tunnel may be read into the head */
+            n = (long)recv((au__socket)c->sock, c->proxy_head + c->proxy_head_len, 1, 0);
+            if (n < 0 && AU__WOULD_BLOCK(AU__SOCK_ERRNO())) goto wait;
+            if (n < 0 && AU__INTERRUPTED(AU__SOCK_ERRNO())) continue;
+            if (n <= 0) {
+                snprintf(c->error, sizeof c->error, "the proxy %s closed the connection before answering CONNECT", c->peer);
+                break;
+            }
+            c->proxy_head[++c->proxy_head_len] = 0;
+            if (c->proxy_head_len < 4 || !(end = strstr(c->proxy_head, "\r\n\r\n"))) continue;
+            {
+                int status = 0;
+                char *sp = strchr(c->proxy_head, ' '), *eol = strstr(c->proxy_head, "\r\n");
+                if (strncmp(c->proxy_head, "HTTP/1.", 7) == 0 && sp && sp < eol) status = atoi(sp + 1);
+                if (status >= 200 && status < 300) {
+                    c->last_rx = now;
+                    if (c->tlsb) return au__client_start_tls(c, now, m);
+                    return au__client_start_ws(c, now, m);
+                }
+                *eol = 0;
+                au__printable(why, sizeof why, c->proxy_head, strlen(c->proxy_head));
+                snprintf(c->error, sizeof c->error, "the proxy %s refused CONNECT: %.150s", c->peer, why);
+            }
+            break;
+        }
+        au__client_end(c, AU_CLOSE_ABNORMAL);
+        return au__client_emit_end(c, m);
+    }
+wait:
+    if (now < c->deadline) return 0;
+    snprintf(c->error, sizeof c->error, "no answer to CONNECT from the proxy %s within %.3g s", c->peer, c->desc.handshake_timeout);
+    au__client_end(c, AU_CLOSE_ABNORMAL);
+    return au__client_emit_end(c, m);
+}
 /* the TLS handshake, one step: then the WebSocket handshake over it */
 static int au__client_tls_step(au_client *c, int64_t now, au_ws_msg *m) {
     char why[240];
@@ -4962,6 +5103,7 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
     m->reason = "";
     if (c->ended) return au__client_emit_end(c, m);
     if (c->state == AU_CLIENT_IDLE) return 0;
+    if (c->state == AU_CLIENT_PROXY) return au__client_proxy_step(c, now, revents, m);
     if (c->state == AU_CLIENT_TLS) return au__client_tls_step(c, now, m);
     if (c->tls_conn && c->tlsb->pending(c->tls_conn)) revents |= AU_POLLIN;    /* decrypted bytes wait in the backend */
     if (c->state == AU_CLIENT_CONNECTING) {
@@ -4970,22 +5112,19 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
             socklen_t el = sizeof err;
             char why[128];
             if (getsockopt((au__socket)c->sock, SOL_SOCKET, SO_ERROR, (char *)&err, &el) != 0) err = AU__SOCK_ERRNO();
-            if (err == 0 && c->tlsb) {                 /* TCP is up: TLS first */
-                char terr[200];
-                terr[0] = 0;
-                c->tls_conn = c->tlsb->conn_new(c->tls_ctx, c->sock, c->url.host,
-                                                c->url.ipv6 || au__ipv4_valid(c->url.host, strlen(c->url.host)), terr, sizeof terr);
-                if (!c->tls_conn) {
-                    snprintf(c->error, sizeof c->error, "TLS with %.60s: %.180s", c->peer, terr[0] ? terr : "cannot start");
-                    au__client_end(c, AU_CLOSE_ABNORMAL);
-                    return au__client_emit_end(c, m);
-                }
+            if (err == 0 && c->via_proxy) {            /* TCP to the proxy is up: ask it for a tunnel */
                 if (c->addrs) freeaddrinfo((struct addrinfo *)c->addrs);
                 c->addrs = c->next_addr = NULL;
-                c->state = AU_CLIENT_TLS;
+                c->state = AU_CLIENT_PROXY;
                 c->deadline = now + au__ms(c->desc.handshake_timeout);
-                c->tls_want = AU_POLLOUT;
-                return au__client_tls_step(c, now, m);
+                c->proxy_sent = c->proxy_head_len = 0;
+                return au__client_proxy_step(c, now, AU_POLLOUT, m);
+            }
+            if (err == 0 && c->tlsb) {                 /* TCP is up: TLS first */
+                if (c->addrs) freeaddrinfo((struct addrinfo *)c->addrs);
+                c->addrs = c->next_addr = NULL;
+                c->deadline = now + au__ms(c->desc.handshake_timeout);
+                return au__client_start_tls(c, now, m);
             }
             if (err == 0) {
                 if (c->addrs) freeaddrinfo((struct addrinfo *)c->addrs);
@@ -5129,6 +5268,12 @@ ALWAYSUP_DEF void au_client_free(au_client *c) {
     if (c->tls_ctx) c->tlsb->ctx_free(c->tls_ctx);
     c->tls_ctx = NULL;
     c->tlsb = NULL;
+    if (c->proxy_request) {
+        memset(c->proxy_request, 0, c->proxy_request_len);   /* it held the credentials */
+        ALWAYSUP_FREE(c->proxy_request);
+    }
+    c->proxy_request = NULL;
+    c->via_proxy = 0;
     ALWAYSUP_FREE(c->url_text);
     ALWAYSUP_FREE(c->rbuf);
     c->url_text = NULL;
@@ -5352,6 +5497,10 @@ static void au__actions(au_bridge *b) {
             case AU_ACT_SEND: au__send_daemon(b, a.data, a.len); break;
             case AU_ACT_PING: au_client_send(&b->client, AU_OP_PING, a.data, a.len); break;
             case AU_ACT_CONNECT:
+                if (b->proxy_shown[0] && !b->proxy_logged) {
+                    au__blog(b, AU_LOG_INFO, "connecting to %s via proxy %s", b->safe_url, b->proxy_shown);
+                    b->proxy_logged = 1;
+                }
                 if (b->client.tlsb && b->d.tls.insecure)
                     au__blog(b, AU_LOG_WARN, "TLS verification is off (insecure): the daemon's certificate and name are not checked");
                 au_client_connect(&b->client, b->now);
@@ -5419,6 +5568,7 @@ static void au__read_stdin(au_bridge *b) {
 }
 
 /* ---- the daemon connection ---- */
+static int au__bridge_client(au_bridge *b, int k);
 static void au__pump_client(au_bridge *b, int revents) {
     au_ws_msg m;
     int budget = 4096;                           /* keep stdin and timers fair under a flood */
@@ -5433,6 +5583,7 @@ static void au__pump_client(au_bridge *b, int revents) {
         switch (m.type) {
         case AU_WS_OPENED: {
             char peer[96];
+            b->opened = 1;
             snprintf(peer, sizeof peer, "%s%s", b->client.peer, b->client.ws.subprotocol[0] ? ", subprotocol accepted" : "");
             au_core_daemon_up(&b->core, peer, b->now);
             break;
@@ -5456,6 +5607,13 @@ static void au__pump_client(au_bridge *b, int revents) {
         }
         case AU_WS_DISCONNECTED:
             au_core_daemon_down(&b->core, m.reason, b->now);
+            if (!b->opened && b->num_urls > 1 && !au_core_finished(&b->core)) {   /* a failed attempt: the next daemon */
+                au__actions(b);                           /* its log lines name the URL that failed */
+                int next = (b->url_at + 1) % b->num_urls;
+                if (au__bridge_client(b, next) == AU_OK) au__blog(b, AU_LOG_INFO, "trying the next daemon URL: %s", b->safe_url);
+                else au__blog(b, AU_LOG_ERROR, "cannot use the next daemon URL: %s", b->error);
+            }
+            b->opened = 0;
             break;
         default:
             break;                               /* pings are answered inside; pongs only prove life */
@@ -5480,8 +5638,80 @@ static int au__host_is_loopback(const char *host) {
     return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
            strcmp(host, "0:0:0:0:0:0:0:1") == 0 || strcmp(host, "::ffff:127.0.0.1") == 0;
 }
-ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
+/* curl's reading of the environment: which proxy, if any, for this URL */
+static const char *au__env_proxy(const au_url *u) {
+    const char *p = NULL, *no;
+    if (u->unix_socket || au__host_is_loopback(u->host)) return NULL;
+    if (u->tls) { p = getenv("https_proxy"); if (!p || !*p) p = getenv("HTTPS_PROXY"); }
+    else { p = getenv("http_proxy"); if (!p || !*p) p = getenv("HTTP_PROXY"); }
+    if (!p || !*p) { p = getenv("ALL_PROXY"); if (!p || !*p) p = getenv("all_proxy"); }
+    if (!p || !*p) return NULL;
+    no = getenv("NO_PROXY");
+    if (!no || !*no) no = getenv("no_proxy");
+    while (no && *no) {                                   /* "*", host names and domain suffixes */
+        size_t n, hl = strlen(u->host);
+        const char *e;
+        while (*no == ' ' || *no == ',') no++;
+        e = no + strcspn(no, ", ");
+        n = (size_t)(e - no);
+        if (n == 1 && *no == '*') return NULL;
+        if (n && *no == '.') { no++; n--; }
+        if (n && (hl == n || (hl > n && u->host[hl - n - 1] == '.')) && au__ieq(u->host + hl - n, n, no)) return NULL;
+        no = e;
+    }
+    return p;
+}
+/* the au_client for urls[k], in place of the current one */
+static int au__bridge_client(au_bridge *b, int k) {
     au_client_desc cd;
+    int r;
+    const char *proxy = b->d.proxy;
+    au_url u;
+    memset(&cd, 0, sizeof cd);
+    if (b->client.rbuf) au_client_free(&b->client);
+    cd.url = b->urls[k];
+    r = au_url_parse(&u, cd.url, strlen(cd.url));
+    if ((r == AU_OK || r == AU_EURL_TLS) && !proxy) proxy = au__env_proxy(&u);
+    cd.proxy = proxy && proxy[0] ? proxy : NULL;
+    cd.proxy_auth = b->d.proxy_auth;
+    cd.subprotocols = b->protos;
+    cd.num_subprotocols = b->num_protos;
+    cd.headers = b->d.headers;
+    cd.num_headers = b->d.num_headers;
+    cd.max_message = b->d.max_message;
+    cd.connect_timeout = b->d.connect_timeout;
+    cd.handshake_timeout = b->d.handshake_timeout;
+    cd.close_timeout = b->d.close_timeout;
+    cd.tls = b->d.tls_backend;
+    cd.tls_opts = b->d.tls;
+    r = au_client_init(&b->client, &cd);
+    if (r != AU_OK) {
+        char shown[120];
+        au__printable(shown, sizeof shown, cd.url, strlen(cd.url));
+        if (r == AU_ETLS) snprintf(b->error, sizeof b->error, "TLS setup failed: %.200s", b->client.error);
+        else if (cd.proxy && r == AU_EINVAL) snprintf(b->error, sizeof b->error, "bad proxy for '%s': not http://host[:port]", shown);
+        else snprintf(b->error, sizeof b->error, "bad URL '%s': %s", shown, au_strerror(r));
+        au_client_free(&b->client);
+        return r;
+    }
+    /* the URL as logged: no query, which may hold a token */
+    if (b->client.url.unix_socket)
+        snprintf(b->safe_url, sizeof b->safe_url, "ws+unix:%.107s:%.*s%s", b->client.url.unix_path,
+                 (int)AU__MIN(strcspn(b->client.url.path, "?"), 150), b->client.url.path, strchr(b->client.url.path, '?') ? "?..." : "");
+    else
+        snprintf(b->safe_url, sizeof b->safe_url, "%s://%s%s%s:%u%.*s%s", b->client.url.tls ? "wss" : "ws", b->client.url.ipv6 ? "[" : "",
+                 b->client.url.host, b->client.url.ipv6 ? "]" : "", (unsigned)b->client.url.port,
+                 (int)strcspn(b->client.url.path, "?"), b->client.url.path, strchr(b->client.url.path, '?') ? "?..." : "");
+    b->url_at = k;
+    b->opened = 0;
+    b->proxy_logged = 0;
+    b->proxy_shown[0] = 0;
+    if (b->client.via_proxy)
+        snprintf(b->proxy_shown, sizeof b->proxy_shown, "%s%s%s:%u", b->client.proxy_url.ipv6 ? "[" : "", b->client.proxy_url.host,
+                 b->client.proxy_url.ipv6 ? "]" : "", (unsigned)b->client.proxy_url.port);
+    return AU_OK;
+}
+ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     au_core_desc core;
     au__buf remembered;
     int r, i;
@@ -5541,35 +5771,14 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
             return AU_EHEADER;
         }
     }
-    memset(&cd, 0, sizeof cd);
-    cd.url = desc->url;
-    cd.subprotocols = b->protos;
-    cd.num_subprotocols = b->num_protos;
-    cd.headers = desc->headers;
-    cd.num_headers = desc->num_headers;
-    cd.max_message = b->d.max_message;
-    cd.connect_timeout = b->d.connect_timeout;
-    cd.handshake_timeout = b->d.handshake_timeout;
-    cd.close_timeout = b->d.close_timeout;
-    cd.tls = b->d.tls_backend;
-    cd.tls_opts = b->d.tls;
-    r = au_client_init(&b->client, &cd);
-    if (r != AU_OK) {
-        char u[120];
-        au__printable(u, sizeof u, desc->url, strlen(desc->url));
-        if (r == AU_ETLS) snprintf(b->error, sizeof b->error, "TLS setup failed: %.200s", b->client.error);
-        else snprintf(b->error, sizeof b->error, "bad URL '%s': %s", u, au_strerror(r));
-        au_client_free(&b->client);
-        return r;
+    b->urls[0] = desc->url;
+    b->num_urls = 1;
+    for (i = 0; i < desc->num_more_urls && b->num_urls < 16; i++)
+        if (desc->more_urls[i] && desc->more_urls[i][0]) b->urls[b->num_urls++] = desc->more_urls[i];
+    for (i = b->num_urls - 1; i >= 0; i--) {              /* every URL is checked at start; the first stays */
+        r = au__bridge_client(b, i);
+        if (r != AU_OK) return r;
     }
-    /* the URL as logged: no query, which may hold a token */
-    if (b->client.url.unix_socket)
-        snprintf(b->safe_url, sizeof b->safe_url, "ws+unix:%.107s:%.*s%s", b->client.url.unix_path,
-                 (int)AU__MIN(strcspn(b->client.url.path, "?"), 150), b->client.url.path, strchr(b->client.url.path, '?') ? "?..." : "");
-    else
-        snprintf(b->safe_url, sizeof b->safe_url, "%s://%s%s%s:%u%.*s%s", b->client.url.tls ? "wss" : "ws", b->client.url.ipv6 ? "[" : "",
-                 b->client.url.host, b->client.url.ipv6 ? "]" : "", (unsigned)b->client.url.port,
-                 (int)strcspn(b->client.url.path, "?"), b->client.url.path, strchr(b->client.url.path, '?') ? "?..." : "");
     memset(&core, 0, sizeof core);
     core.daemon_name = b->safe_url;
     core.setup_timeout = b->d.setup_timeout;

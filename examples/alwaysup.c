@@ -162,7 +162,7 @@ static void add_header_env(au_header *h, int *n, char *spec, const char *from) {
 static void usage(const option *opts, size_t n) {
     size_t i;
     printf("alwaysup %s: keep an MCP client connected to a WebSocket daemon that comes and goes.\n\n"
-           "usage: alwaysup [options] [URL]\n\n"
+           "usage: alwaysup [options] [URL...]\n\n"
            "URL is ws://host[:port][/path][?query], wss://... (TLS builds: make TLS=openssl) or\n"
            "ws+unix:/path/to.sock[:/request/path]. Without one: $ALWAYSUP_URL, else\n"
            "ws://$EXAI_WS_HOST:$EXAI_WS_PORT, else ws://127.0.0.1:8079.\n\n"
@@ -236,7 +236,12 @@ int main(int argc, char **argv) {
         { "cert", "ALWAYSUP_CERT", TEXT, NULL, "PEM", "wss: client certificate (mutual TLS)", NULL },
         { "key", "ALWAYSUP_KEY", TEXT, NULL, "PEM", "wss: its private key [in --cert]", NULL },
         { "insecure", "ALWAYSUP_INSECURE", FLAG, NULL, "", "wss: do not check the daemon's certificate (warned at every connect)", NULL },
+        { "proxy", "ALWAYSUP_PROXY", TEXT, NULL, "URL", "HTTP CONNECT proxy http://host:port for every daemon; '' none [curl's http(s)_proxy, NO_PROXY; not for loopback]", NULL },
+        { "proxy-user-env", "ALWAYSUP_PROXY_USER_ENV", TEXT, NULL, "VAR", "proxy credentials user:password from $VAR (never logged)", NULL },
     };
+    const char *proxy_user_env = NULL;
+    const char *urls[17];
+    int nurls = 0;
     const char *token_env = "EXAI_WS_TOKEN";
     const size_t nopts = sizeof opts / sizeof opts[0];
 
@@ -277,6 +282,8 @@ int main(int argc, char **argv) {
     opts[33].target = &d.tls.cert_file;
     opts[34].target = &d.tls.key_file;
     opts[35].target = &d.tls.insecure;
+    opts[36].target = &d.proxy;
+    opts[37].target = &proxy_user_env;
 
     /* environment first, so flags override it; the old shim's names first, so ALWAYSUP_* wins */
     for (k = 0; k < nopts; k++) {
@@ -308,9 +315,9 @@ int main(int argc, char **argv) {
         }
         if (strncmp(a, "--header=", 9) == 0) { add_header(headers, &nh, argv[i] + 9, "--header"); continue; }
         if (strncmp(a, "--header-env=", 13) == 0) { add_header_env(headers, &nh, argv[i] + 13, "--header-env"); continue; }
-        if (a[0] != '-' || a[1] == 0) {
-            if (url) die("more than one URL given ('%s' and '%s')", url, a);
-            url = a;
+        if (a[0] != '-' || a[1] == 0) {                 /* daemon URLs: tried in turn */
+            if (nurls >= 16) die("more than 16 URLs given%s%s", "", "");
+            urls[nurls++] = a;
             continue;
         }
         if (a[1] != '-') die("unknown option '%s' (see --help)%s", a, "");
@@ -328,7 +335,11 @@ int main(int argc, char **argv) {
         else die("--%s needs a value%s", name, "");
         set_option(&opts[k], a, val);
     }
-    if (!url) url = getenv("ALWAYSUP_URL");
+    if (!nurls && (env_copy = getenv("ALWAYSUP_URL")) != NULL && *env_copy) {   /* one or more, by spaces or commas */
+        char *u = strtok(copy_of(env_copy), " ,\t\n");
+        for (; u && nurls < 16; u = strtok(NULL, " ,\t\n")) urls[nurls++] = u;
+    }
+    if (nurls) url = urls[0];
     if (!url || !*url) {
         const char *host = getenv("EXAI_WS_HOST"), *port = getenv("EXAI_WS_PORT");
         snprintf(default_url, sizeof default_url, "ws://%s:%s", host && *host ? host : "127.0.0.1", port && *port ? port : "8079");
@@ -338,7 +349,12 @@ int main(int argc, char **argv) {
         d.exai.token = getenv(token_env);
         if (d.no_mcp) die("--no-mcp does not apply to --daemon-protocol exai%s%s", "", "");
     } else if (d.no_resend) die("--no-resend applies to --daemon-protocol exai only%s%s", "", "");
+    if (proxy_user_env) {
+        d.proxy_auth = getenv(proxy_user_env);
+        if (!d.proxy_auth) die("--proxy-user-env: environment variable %s is not set%s", proxy_user_env, "");
+    }
     d.url = url;
+    if (nurls > 1) { d.more_urls = urls + 1; d.num_more_urls = nurls - 1; }
     d.headers = headers;
     d.num_headers = nh;
     return au_bridge_run(&d);
