@@ -5206,7 +5206,7 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
             } else {
                 if (n == -2) break;                    /* would block */
                 if (c->state != AU_CLIENT_CLOSING || !c->error[0])
-                    snprintf(c->error, sizeof c->error, "receive from %s%s: %s", c->peer,
+                    snprintf(c->error, sizeof c->error, "receive from %.60s%s: %.150s", c->peer,
                              c->state == AU_CLIENT_HANDSHAKE ? " during the handshake" : "", why);
                 au__client_end(c, c->state == AU_CLIENT_CLOSING && c->end_code ? c->end_code : (unsigned)AU_CLOSE_ABNORMAL);
                 return au__client_emit_end(c, m);

@@ -147,6 +147,12 @@ if have node && [ -d tests/node_modules/@modelcontextprotocol/sdk ] && [ -d test
     suite interop-real-daemons node tests/interop/real_daemons.mjs
 else skip interop-real-daemons "node or tests/node_modules missing (tools/install-deps.sh runs npm ci)"; fi
 
+echo "== transports: wss:// (nginx terminating TLS, Python websockets over TLS; bad, expired and foreign certificates; mutual TLS) and ws+unix:"
+if "$PY" -c 'import websockets' 2>/dev/null && (have nginx || [ -x /usr/sbin/nginx ]) && have openssl; then
+    suite transports-tls-unix sh -c "$MAKE -s build/alwaysup build/alwaysup-tls build/testd && $PY tests/tls/transports.py -j 2"
+    suite transports-tls-asan-ubsan sh -c "$MAKE -s build/alwaysup-tls-asan build/testd && ALWAYSUP_TLS_BIN=build/alwaysup-tls-asan $PY tests/tls/transports.py -j 2 -k '^tls_'"
+else skip transports-tls-unix "python3-websockets, nginx or openssl missing (tools/install-deps.sh)"; fi
+
 echo "== the EX-AI dialect (--daemon-protocol exai) against an op-protocol daemon"
 if "$PY" -c 'import websockets' 2>/dev/null; then
     suite exai-daemon-selftest "$PY" tests/exai/selftest.py
