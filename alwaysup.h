@@ -753,7 +753,8 @@ typedef struct au_client_desc {
 } au_client_desc;
 
 enum { AU_WS_DISCONNECTED = 100 };       /* au_client_poll only: TCP is gone; code and reason say why */
-enum { AU_CLIENT_IDLE = 0, AU_CLIENT_CONNECTING, AU_CLIENT_PROXY, AU_CLIENT_TLS, AU_CLIENT_HANDSHAKE, AU_CLIENT_OPEN, AU_CLIENT_CLOSING };
+enum { AU_CLIENT_IDLE = 0, AU_CLIENT_RESOLVING, AU_CLIENT_CONNECTING, AU_CLIENT_PROXY, AU_CLIENT_TLS, AU_CLIENT_HANDSHAKE, AU_CLIENT_OPEN,
+       AU_CLIENT_CLOSING };
 
 typedef struct au_client {
     int state;                         /* AU_CLIENT_* */
@@ -786,6 +787,7 @@ typedef struct au_client {
     size_t proxy_request_len, proxy_sent;
     char proxy_head[2048];             /* the proxy's answer so far */
     size_t proxy_head_len;
+    void *lookup;                      /* a name being resolved off the loop (sock is its pipe) */
 } au_client;
 /* Copies what it needs from desc. AU_EURL_* / AU_EHEADER if unusable. */
 ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc);
@@ -940,6 +942,10 @@ ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc);
 #  include <sys/stat.h>
 #  include <sys/uio.h>
 #  include <sys/un.h>
+#  if !defined(ALWAYSUP_NO_THREADS)
+#    include <pthread.h>               /* name resolution off the event loop */
+#    define AU__ASYNC_RESOLVE 1
+#  endif
 #  include <netinet/in.h>
 #  include <netinet/tcp.h>
 #  include <netdb.h>
@@ -4684,6 +4690,78 @@ ALWAYSUP_DEF const char *au_transports(void) {
     return text;
 }
 
+#if defined(AU__ASYNC_RESOLVE)
+/* getaddrinfo on a thread of its own, so a name service that does not answer
+   never holds the loop: the thread writes one byte to a pipe the client
+   polls. Whoever lets go last frees the lookup; a client that gives up never
+   waits for the thread. */
+typedef struct au__lookup {
+    pthread_mutex_t mu;
+    int refs, done, abandoned, rc, wfd;
+    struct addrinfo hints, *res;
+    char host[256], port[8];
+} au__lookup;
+static void au__lookup_release(au__lookup *l) {           /* with l->mu held; unlocks */
+    int last = --l->refs == 0;
+    pthread_mutex_unlock(&l->mu);
+    if (!last) return;
+    if (l->res) freeaddrinfo(l->res);
+    if (l->wfd >= 0) close(l->wfd);
+    pthread_mutex_destroy(&l->mu);
+    ALWAYSUP_FREE(l);
+}
+static void *au__lookup_run(void *arg) {
+    au__lookup *l = (au__lookup *)arg;
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(l->host, l->port, &l->hints, &res);
+    pthread_mutex_lock(&l->mu);
+    l->rc = rc;
+    l->res = res;
+    l->done = 1;
+    if (!l->abandoned) { char one = 1; if (write(l->wfd, &one, 1) < 0) {} }   /* the reader is there: no SIGPIPE */
+    close(l->wfd);
+    l->wfd = -1;
+    au__lookup_release(l);
+    return NULL;
+}
+/* 1 and the pipe to poll in *fd when a thread resolves; 0: resolve here */
+static int au__lookup_start(au_client *c, const char *host, const char *port, const struct addrinfo *hints, int *fd) {
+    au__lookup *l;
+    pthread_t th;
+    pthread_attr_t attr;
+    int p[2], ok;
+    if (pipe(p) != 0) return 0;
+    l = (au__lookup *)ALWAYSUP_REALLOC(NULL, sizeof *l);
+    if (!l) { close(p[0]); close(p[1]); return 0; }
+    memset(l, 0, sizeof *l);
+    pthread_mutex_init(&l->mu, NULL);
+    l->refs = 2;
+    l->wfd = p[1];
+    l->hints = *hints;
+    snprintf(l->host, sizeof l->host, "%s", host);
+    snprintf(l->port, sizeof l->port, "%s", port);
+    fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL, 0) | O_NONBLOCK);
+    fcntl(p[0], F_SETFD, FD_CLOEXEC);
+    fcntl(p[1], F_SETFD, FD_CLOEXEC);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    ok = pthread_create(&th, &attr, au__lookup_run, l) == 0;
+    pthread_attr_destroy(&attr);
+    if (!ok) { close(p[0]); close(p[1]); pthread_mutex_destroy(&l->mu); ALWAYSUP_FREE(l); return 0; }
+    c->lookup = l;
+    *fd = p[0];
+    return 1;
+}
+/* the client lets go of its lookup (done or not) */
+static void au__lookup_drop(au_client *c) {
+    au__lookup *l = (au__lookup *)c->lookup;
+    if (!l) return;
+    c->lookup = NULL;
+    pthread_mutex_lock(&l->mu);
+    l->abandoned = 1;
+    au__lookup_release(l);
+}
+#endif
 /* http://[user:password@]host[:port][/]: the proxy and, in *userinfo, its credentials */
 static int au__proxy_parse(au_url *u, const char *text, char *userinfo, size_t cap) {
     const char *at, *p = text;
@@ -4774,6 +4852,9 @@ static void au__client_close_socket(au_client *c) {
     c->sock = AU_INVALID_SOCKET;
 }
 static void au__client_reset(au_client *c) {
+#if defined(AU__ASYNC_RESOLVE)
+    au__lookup_drop(c);                           /* before its pipe (c->sock) is closed */
+#endif
     if (c->tls_conn) c->tlsb->conn_free(c->tls_conn);
     c->tls_conn = NULL;
     c->tls_want = 0;
@@ -4879,8 +4960,20 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     /* an address as written needs no name service (and none of its code in memory) */
     {
         const au_url *to = c->via_proxy ? &c->proxy_url : &c->url;   /* through a proxy: its address */
-        if (to->ipv6 || au__ipv4_valid(to->host, strlen(to->host))) hints.ai_flags = AI_NUMERICHOST;
+        int numeric = to->ipv6 || au__ipv4_valid(to->host, strlen(to->host));
+        if (numeric) hints.ai_flags = AI_NUMERICHOST;
         snprintf(port, sizeof port, "%u", (unsigned)to->port);
+#if defined(AU__ASYNC_RESOLVE)
+        if (!numeric) {                           /* a name: resolved off the loop */
+            int fd;
+            if (au__lookup_start(c, to->host, port, &hints, &fd)) {
+                c->sock = (au_socket_t)fd;
+                c->state = AU_CLIENT_RESOLVING;
+                c->deadline = now + au__ms(c->desc.connect_timeout);
+                return;
+            }
+        }
+#endif
         r = getaddrinfo(to->host, port, &hints, &res);
     }
     c->state = AU_CLIENT_CONNECTING;
@@ -4901,6 +4994,7 @@ ALWAYSUP_DEF int au_client_events(const au_client *c) {
     if (c->ended) return 0;
     if (c->state == AU_CLIENT_CONNECTING) return AU_POLLOUT;
     if (c->state == AU_CLIENT_IDLE) return 0;
+    if (c->state == AU_CLIENT_RESOLVING) return AU_POLLIN;
     if (c->state == AU_CLIENT_PROXY) return c->proxy_sent < c->proxy_request_len ? AU_POLLOUT | AU_POLLIN : AU_POLLIN;
     if (c->state == AU_CLIENT_TLS) return c->tls_want ? c->tls_want : AU_POLLIN;
     return AU_POLLIN | (au_client_unsent(c) ? AU_POLLOUT : 0) | c->tls_want;
@@ -5103,6 +5197,34 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
     m->reason = "";
     if (c->ended) return au__client_emit_end(c, m);
     if (c->state == AU_CLIENT_IDLE) return 0;
+#if defined(AU__ASYNC_RESOLVE)
+    if (c->state == AU_CLIENT_RESOLVING) {        /* the resolver thread, done or late */
+        au__lookup *l = (au__lookup *)c->lookup;
+        struct addrinfo *res = NULL;
+        int rc = 0, done;
+        const char *host = c->via_proxy ? c->proxy_url.host : c->url.host;
+        pthread_mutex_lock(&l->mu);
+        done = l->done;
+        if (done) { res = l->res; l->res = NULL; rc = l->rc; }
+        pthread_mutex_unlock(&l->mu);
+        (void)revents;
+        if (!done && now < c->deadline) return 0;
+        au__lookup_drop(c);
+        au__client_close_socket(c);               /* the pipe */
+        c->state = AU_CLIENT_CONNECTING;
+        if (!done) snprintf(c->error, sizeof c->error, "cannot resolve %.120s: no answer from the name service within %.3g s", host,
+                            c->desc.connect_timeout);
+        else if (rc != 0 || !res) snprintf(c->error, sizeof c->error, "cannot resolve %.120s: %.100s", host, gai_strerror(rc));
+        if (!done || rc != 0 || !res) {
+            if (res) freeaddrinfo(res);
+            au__client_end(c, AU_CLOSE_ABNORMAL);
+            return au__client_emit_end(c, m);
+        }
+        c->addrs = c->next_addr = res;
+        au__client_try_next(c, now);
+        return c->ended ? au__client_emit_end(c, m) : 0;
+    }
+#endif
     if (c->state == AU_CLIENT_PROXY) return au__client_proxy_step(c, now, revents, m);
     if (c->state == AU_CLIENT_TLS) return au__client_tls_step(c, now, m);
     if (c->tls_conn && c->tlsb->pending(c->tls_conn)) revents |= AU_POLLIN;    /* decrypted bytes wait in the backend */
