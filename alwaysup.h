@@ -2753,7 +2753,9 @@ static const au_method_policy *au__policy(const au_core *c, const char *m, size_
     int i;
     for (i = 0; i < c->d.num_methods; i++) {
         const char *name = c->d.methods[i].name;
-        size_t k = strlen(name);
+        size_t k;
+        if (name[0] != '*' && (!n || name[0] != m[0])) continue;   /* most names differ at once */
+        k = strlen(name);
         if (name[0] == '*' ? (n >= k - 1 && memcmp(m + n - (k - 1), name + 1, k - 1) == 0)
                            : (n == k && memcmp(m, name, n) == 0))
             return &c->d.methods[i];
@@ -2823,6 +2825,10 @@ static size_t au__id_key(au_tok id, char *out) {
     out[0] = 's';
     p = id.p + 1;
     end = id.p + id.len - 1;
+    if (!memchr(p, '\\', (size_t)(end - p))) {           /* no escapes: the bytes are the key */
+        memcpy(out + 1, p, (size_t)(end - p));
+        return (size_t)(end - p) + 1;
+    }
     while (p < end) {
         uint8_t u[4];
         size_t adv, k = au__js_unescape1(p, end, u, &adv);
