@@ -153,6 +153,9 @@ if "$PY" -c 'import websockets' 2>/dev/null && (have nginx || [ -x /usr/sbin/ngi
     suite transports-tls-asan-ubsan sh -c "$MAKE -s build/alwaysup-tls-asan build/testd && ALWAYSUP_TLS_BIN=build/alwaysup-tls-asan $PY tests/tls/transports.py -j 2 -k '^tls_'"
 else skip transports-tls-unix "python3-websockets, nginx or openssl missing (tools/install-deps.sh)"; fi
 
+if have tinyproxy || [ -x /usr/bin/tinyproxy ]; then
+    suite transports-proxy-failover sh -c "$MAKE -s build/alwaysup build/alwaysup-tls build/testd && $PY tests/proxy/proxy_failover.py"
+else skip transports-proxy-failover "tinyproxy missing (tools/install-deps.sh)"; fi
 suite resolver-never-answers sh -c "$MAKE -s build/alwaysup && $PY tests/resolver/resolver_hang.py"
 
 echo "== the EX-AI dialect (--daemon-protocol exai) against an op-protocol daemon"

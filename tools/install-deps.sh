@@ -41,6 +41,8 @@ have npm || pkgs+=(npm)
 # transports: the TLS build (make TLS=openssl), its test certificates and peers
 have openssl || pkgs+=(openssl)
 [ -f /usr/include/openssl/ssl.h ] || pkgs+=(libssl-dev)
+have tinyproxy || [ -x /usr/bin/tinyproxy ] || pkgs+=(tinyproxy)
+have unshare || pkgs+=(util-linux)
 
 if [ ${#pkgs[@]} -gt 0 ]; then
     echo "install-deps: apt-get install ${pkgs[*]}"
