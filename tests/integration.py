@@ -627,7 +627,9 @@ def bad_configuration(t):
         (["--header-env", "X-Key=ALWAYSUP_TEST_UNSET", "ws://127.0.0.1:1"], {}, "is not set"),
         (["--header-env", "X-Key=EVIL", "ws://127.0.0.1:1"], {"EVIL": "a\nb: c"}, "refused"),
         (["--max-message", "0", "ws://127.0.0.1:1"], {}, "byte count"),
-        (["ws://127.0.0.1:1", "ws://127.0.0.1:2"], {}, "more than one URL"),
+        (["ws://127.0.0.1:1", "http://127.0.0.1:2"], {}, "bad URL"),          # every URL is checked at start
+        (["ws://127.0.0.1:%d" % (k + 1) for k in range(17)], {}, "more than 16 URLs"),
+        ([], {"ALWAYSUP_URL": "ws://127.0.0.1:1, ws:/bad"}, "bad URL"),
         ([], {"ALWAYSUP_URL": "ftp://x"}, "bad URL"),
         ([], {"ALWAYSUP_PING_TIMEOUT": "-3"}, "not a non-negative number"),
     ]

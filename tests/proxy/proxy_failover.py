@@ -36,7 +36,7 @@ What the shim is expected to do (the contract these tests check):
       127.0.0.0/8 and ::1.
   At info level, at the first connect: a line with "via proxy HOST:PORT"
       (none when no proxy is used).
-  A proxy's refusal (407, 403, 500, 502) is a failed attempt, logged with
+  A proxy's refusal (407, 401, 403, 500, 502) is a failed attempt, logged with
       the proxy's status line, then backoff and retry, never an exit.
   Several URLs (argv, or ALWAYSUP_URL separated by spaces or commas): URL1
       first; a failed attempt moves on ("trying the next daemon URL"); a
@@ -154,7 +154,9 @@ class TDaemon(Daemon):
         log = self.log()
         if since:
             k = log.find("start instance %s " % since)
-            log = log[k:] if k >= 0 else ""
+            if k < 0:
+                return None                   # no such life: never a vacuous 0
+            log = log[k:]
         return len(re.findall(r"^conn \d+ accept", log, re.M))
 
     def life(self, instance):
@@ -542,6 +544,14 @@ def proxy_traffic(t):
 def proxy_auth(t):
     d = TDaemon("auth", instance="A")
     tp = Tinyproxy("auth", connect_ports=[d.port], auth=(PROXY_USER, PROXY_PASSWORD))
+    try:
+        proxy_auth_stages(t, d, tp)
+    finally:
+        d.stop()
+        tp.stop()
+
+
+def proxy_auth_stages(t, d, tp):
     logs = []
     # 1. no credentials: 407, retried, never an exit
     s = new_shim("auth-none", d.url(), "--proxy", tp.url(), "--queue-timeout", "2", "--log-level", "debug")
@@ -591,8 +601,6 @@ def proxy_auth(t):
         s.check_clean(t)
     finally:
         s.stop()
-        d.stop()
-        tp.stop()
     logs = [("auth-none stderr", read_text(os.path.join(LOGDIR, "auth-none.shim.log"))),
             ("auth-wrong stderr", read_text(os.path.join(LOGDIR, "auth-wrong.shim.log"))),
             ("auth-ok stderr", read_text(os.path.join(LOGDIR, "auth-ok.shim.log"))),
@@ -722,7 +730,10 @@ def proxy_env(t):
     if not wss_bin:
         t.note("no shim with wss:// (make build/alwaysup-tls or ALWAYSUP_TLS_BIN): the https_proxy cases are not run")
     elif wss_bin != SHIM:
-        t.note("wss:// cases use %s (rebuild it with the new code)" % os.path.relpath(wss_bin, ROOT))
+        srcs = [os.path.join(ROOT, "alwaysup.h"), os.path.join(ROOT, "examples", "alwaysup.c")]
+        stale = any(os.path.getmtime(f) > os.path.getmtime(wss_bin) for f in srcs if os.path.exists(f))
+        t.note("wss:// cases use %s%s" % (os.path.relpath(wss_bin, ROOT),
+                                         " (OLDER than the sources: make build/alwaysup-tls)" if stale else ""))
     inv = "daemon.example.invalid"                       # unresolvable: only who tries to resolve it matters
     cases = []
 
@@ -779,10 +790,11 @@ def proxy_env(t):
     if wss_bin and name:
         u = "wss://%s:%d" % (name, dname.port)       # plain testd: TLS fails after the tunnel, which is enough
         tgt = "%s:%d" % (name, dname.port)
-        case("wss:// uses https_proxy", u, {"https_proxy": P}, target=tgt, reach=False, binary=wss_bin)
-        case("wss:// uses HTTPS_PROXY", u, {"HTTPS_PROXY": P}, target=tgt, reach=False, binary=wss_bin)
-        case("wss:// ignores http_proxy", u, {"http_proxy": P}, proxy=False, target=tgt, reach=False, binary=wss_bin)
-        case("wss:// falls back to ALL_PROXY", u, {"ALL_PROXY": P}, target=tgt, reach=False, binary=wss_bin)
+        hs = ["--handshake-timeout", "0.5"]    # a TLS hello to plain testd fails at once, not after 10 s
+        case("wss:// uses https_proxy", u, {"https_proxy": P}, target=tgt, reach=False, binary=wss_bin, args=hs)
+        case("wss:// uses HTTPS_PROXY", u, {"HTTPS_PROXY": P}, target=tgt, reach=False, binary=wss_bin, args=hs)
+        case("wss:// ignores http_proxy", u, {"http_proxy": P}, proxy=False, target=tgt, reach=False, binary=wss_bin, args=hs)
+        case("wss:// falls back to ALL_PROXY", u, {"ALL_PROXY": P}, target=tgt, reach=False, binary=wss_bin, args=hs)
 
     try:
         for k, (label, url, env, args, proxy, target, reach, binary) in enumerate(cases):
@@ -957,6 +969,17 @@ def main():
                 if p.poll() is None:
                     p.kill()
     results = run_scenarios(chosen, jobs, budget=TOTAL_BUDGET, on_budget=kill_children)
+    with PROCS_LOCK:                          # nothing of ours outlives the run (they share our stdout/stderr)
+        left = [p for p in PROCS if p.poll() is None]
+    if left:
+        print("  note: %d child process(es) still running after the scenarios; killed: %s" %
+              (len(left), " ".join(str(p.args[0]) for p in left)))
+        kill_children()
+        for p in left:
+            try:
+                p.wait(3)
+            except subprocess.TimeoutExpired:
+                pass
     if MEASURED:
         print("  measured:")
         for label, text in MEASURED:
