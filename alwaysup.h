@@ -3005,6 +3005,14 @@ static void au__kick(au_core *c) {
     if (c->now >= earliest) { c->conn.retry_at = c->now; c->conn.last_early = c->now; }
     else if (earliest < c->conn.retry_at) { c->conn.retry_at = earliest; c->conn.last_early = earliest; }
 }
+/* a stored message to the back of the queue (the daemon is not up, or others wait) */
+static void au__enqueue(au_core *c, au__msg *m, au__req *r) {
+    m->t = c->now;
+    m->req = r;
+    if (r) r->msg = m;
+    au__q_insert(c, m, NULL);
+    au__kick(c);
+}
 static void au__forward(au_core *c, const char *line, size_t len, au__req *r) {
     au__msg *m;
     if (c->conn.state == AU__UP && !c->q.head) { au__send(c, line, len, r, NULL); return; }
@@ -3014,11 +3022,7 @@ static void au__forward(au_core *c, const char *line, size_t len, au__req *r) {
         if (r) au__req_fail(c, r, "alwaysup: out of memory while the daemon is unreachable", NULL);
         return;
     }
-    m->t = c->now;
-    m->req = r;
-    if (r) r->msg = m;
-    au__q_insert(c, m, NULL);
-    au__kick(c);
+    au__enqueue(c, m, r);
 }
 
 /* ---- MCP session memory ---- */
@@ -3492,39 +3496,37 @@ static void au__call_free(au_core *c, au__call *x) {
     c->exai.timers_dirty = 1;
 }
 static int au__exai_setup(au_core *c) {
-    {
-        char sid[80];
-        uint8_t rnd[20];
-        const char *token = c->d.exai.token ? c->d.exai.token : "";
-        if (c->d.random) c->d.random(c->d.random_user, rnd, sizeof rnd);
-        else if (au_random_bytes(rnd, sizeof rnd) != AU_OK) memset(rnd, 0x5a, sizeof rnd);
-        if (c->d.exai.session_id && c->d.exai.session_id[0])
-            snprintf(sid, sizeof sid, "%.79s", c->d.exai.session_id);
-        else {                                          /* a v4 UUID, one per shim process */
-            rnd[6] = (uint8_t)((rnd[6] & 0x0f) | 0x40);
-            rnd[8] = (uint8_t)((rnd[8] & 0x3f) | 0x80);
-            snprintf(sid, sizeof sid, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-                     rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9], rnd[10], rnd[11], rnd[12], rnd[13], rnd[14],
-                     rnd[15]);
-        }
-        if (!c->d.exai.server_name || !c->d.exai.server_name[0]) c->d.exai.server_name = "ex-ws-shim";
-        if (!(c->d.exai.ack_grace > 0)) c->d.exai.ack_grace = 120;
-        c->d.exai.session_id = NULL;                    /* the caller's strings are not kept */
-        c->d.exai.token = NULL;
-        au__buf_set(&c->exai.hello, AU__LIT("{\"op\":\"hello\",\"session_id\":\""));
-        au__json_escape(&c->exai.hello, sid, strlen(sid));
-        au__buf_append(&c->exai.hello, AU__LIT("\",\"token\":\""));
-        au__json_escape(&c->exai.hello, token, strlen(token));
-        au__buf_append(&c->exai.hello, AU__LIT("\"}\0"));
-        if (!c->exai.hello.p) return AU_ENOMEM;
-        c->exai.hello.len--;                            /* the NUL stays after it */
-        c->d.hello = (const char *)c->exai.hello.p;
-        /* a process's request ids never meet another's in the daemon's store, even with one session id */
-        c->exai.rid_prefix_len = (size_t)snprintf(c->exai.rid_prefix, sizeof c->exai.rid_prefix, "%.80s-%02x%02x%02x%02x-", sid,
-                                                  rnd[16], rnd[17], rnd[18], rnd[19]);
-        if (!c->d.methods || c->d.methods == au__mcp_table) c->d.methods = au_exai_methods(&c->d.num_methods);
-        c->exai.next_timer = -1;
+    char sid[80];
+    uint8_t rnd[20];
+    const char *token = c->d.exai.token ? c->d.exai.token : "";
+    if (c->d.random) c->d.random(c->d.random_user, rnd, sizeof rnd);
+    else if (au_random_bytes(rnd, sizeof rnd) != AU_OK) memset(rnd, 0x5a, sizeof rnd);
+    if (c->d.exai.session_id && c->d.exai.session_id[0])
+        snprintf(sid, sizeof sid, "%.79s", c->d.exai.session_id);
+    else {                                          /* a v4 UUID, one per shim process */
+        rnd[6] = (uint8_t)((rnd[6] & 0x0f) | 0x40);
+        rnd[8] = (uint8_t)((rnd[8] & 0x3f) | 0x80);
+        snprintf(sid, sizeof sid, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+                 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9], rnd[10], rnd[11], rnd[12], rnd[13], rnd[14],
+                 rnd[15]);
     }
+    if (!c->d.exai.server_name || !c->d.exai.server_name[0]) c->d.exai.server_name = "ex-ws-shim";
+    if (!(c->d.exai.ack_grace > 0)) c->d.exai.ack_grace = 120;
+    c->d.exai.session_id = NULL;                    /* the caller's strings are not kept */
+    c->d.exai.token = NULL;
+    au__buf_set(&c->exai.hello, AU__LIT("{\"op\":\"hello\",\"session_id\":\""));
+    au__json_escape(&c->exai.hello, sid, strlen(sid));
+    au__buf_append(&c->exai.hello, AU__LIT("\",\"token\":\""));
+    au__json_escape(&c->exai.hello, token, strlen(token));
+    au__buf_append(&c->exai.hello, AU__LIT("\"}\0"));
+    if (!c->exai.hello.p) return AU_ENOMEM;
+    c->exai.hello.len--;                            /* the NUL stays after it */
+    c->d.hello = (const char *)c->exai.hello.p;
+    /* a process's request ids never meet another's in the daemon's store, even with one session id */
+    c->exai.rid_prefix_len = (size_t)snprintf(c->exai.rid_prefix, sizeof c->exai.rid_prefix, "%.80s-%02x%02x%02x%02x-", sid,
+                                              rnd[16], rnd[17], rnd[18], rnd[19]);
+    if (!c->d.methods || c->d.methods == au__mcp_table) c->d.methods = au_exai_methods(&c->d.num_methods);
+    c->exai.next_timer = -1;
     return AU_OK;
 }
 /* the request id of a call, from the daemon's "request_id" */
@@ -3541,32 +3543,21 @@ static au__req *au__exai_find_call(au_core *c, au_tok rid) {
         if (x->r->seq == seq) return x->r;
     return NULL;
 }
-static void au__exai_reply_text(au_core *c, au__req *r, const char *text_json, size_t n, int is_error) {
+/* a CallToolResult with one text item: s is a JSON string's inside (escape 0) or plain text (escape 1) */
+static void au__exai_reply_text(au_core *c, au__req *r, const char *s, size_t n, int escape, int is_error) {
     au__buf *o = &c->scratch;
-    au__buf_set(o, AU__LIT("{\"content\":[{\"type\":\"text\",\"text\":"));
-    au__buf_append(o, text_json, n);
-    au__buf_append(o, is_error ? "}],\"isError\":true}" : "}]}", is_error ? 18 : 3);
+    au__buf_set(o, AU__LIT("{\"content\":[{\"type\":\"text\",\"text\":\""));
+    if (escape) au__json_escape(o, s, n);
+    else au__buf_append(o, s, n);
+    au__buf_append(o, is_error ? "\"}],\"isError\":true}" : "\"}]}", is_error ? 19 : 4);
     au__reply_result(c, r->id, r->id_len, (const char *)o->p, o->len);
-}
-static void au__exai_reply_message(au_core *c, au__req *r, const char *plain, int is_error) {
-    au__buf q;
-    memset(&q, 0, sizeof q);
-    au__buf_append(&q, "\"", 1);
-    au__json_escape(&q, plain, strlen(plain));
-    au__buf_append(&q, "\"", 1);
-    if (q.p) au__exai_reply_text(c, r, (const char *)q.p, q.len, is_error);
-    au__buf_free(&q);
 }
 /* a client's tools/list or tools/call, as the op the daemon understands */
 static void au__exai_forward(au_core *c, au__req *r, const char *op, size_t n) {
-    au__msg *m = au__msg_new(op, n);
+    au__msg *m = au__msg_new(op, n);                   /* a copy: op lives in a buffer the next event reuses */
     if (!m) { au__req_fail(c, r, "alwaysup: out of memory", NULL); return; }
-    m->req = r;
-    m->t = c->now;
-    if (c->conn.state == AU__UP && !c->q.head) { au__send(c, m->data, m->len, r, m); return; }
-    r->msg = m;
-    au__q_insert(c, m, NULL);
-    au__kick(c);
+    if (c->conn.state == AU__UP && !c->q.head) { m->req = r; au__send(c, m->data, m->len, r, m); return; }
+    au__enqueue(c, m, r);
 }
 static void au__exai_initialize(au_core *c, const au_jsonrpc *r) {
     static const char *const known[] = { "\"2024-11-05\"", "\"2025-03-26\"", "\"2025-06-18\"", "\"2025-11-25\"" };
@@ -3740,17 +3731,9 @@ static void au__exai_result(au_core *c, au__req *r, au_tok all) {
             au__log(c, AU_LOG_DEBUG, "exai_in_progress", "the daemon is still running call %s; asking again in %.3g s", r->id, again);
             return;
         }
-        if (err.p[0] == '"') au__exai_reply_text(c, r, err.p, err.len, 1);
-        else if (au__json_get(err, "message", &msg) && msg.p[0] == '"') au__exai_reply_text(c, r, msg.p, msg.len, 1);
-        else {                                          /* an error of another shape: quoted whole */
-            au__buf q;
-            memset(&q, 0, sizeof q);
-            au__buf_append(&q, "\"", 1);
-            au__json_escape(&q, err.p, err.len);
-            au__buf_append(&q, "\"", 1);
-            if (q.p) au__exai_reply_text(c, r, (const char *)q.p, q.len, 1);
-            au__buf_free(&q);
-        }
+        if (err.p[0] == '"') au__exai_reply_text(c, r, err.p + 1, err.len - 2, 0, 1);
+        else if (au__json_get(err, "message", &msg) && msg.p[0] == '"') au__exai_reply_text(c, r, msg.p + 1, msg.len - 2, 0, 1);
+        else au__exai_reply_text(c, r, err.p, err.len, 1, 1);   /* an error of another shape: quoted whole */
     } else if (au__json_get(all, "outputs", &outputs) && outputs.p[0] == '[' &&
                !(x->stream.len && au__json_ws(outputs.p + 1, outputs.p + outputs.len)[0] == ']')) {   /* [] after chunks: the chunks */
         au__buf_set(o, AU__LIT("{\"content\":"));
@@ -3758,17 +3741,11 @@ static void au__exai_result(au_core *c, au__req *r, au_tok all) {
         au__buf_append(o, AU__LIT("}"));
         au__reply_result(c, r->id, r->id_len, (const char *)o->p, o->len);
     } else if (au__json_get(all, "text", &text) && text.p[0] == '"') {
-        au__exai_reply_text(c, r, text.p, text.len, 0);
-    } else if (x->stream.len) {                         /* the streamed chunks are the answer */
-        au__buf q;
-        memset(&q, 0, sizeof q);
-        au__buf_append(&q, "\"", 1);
-        au__buf_append(&q, x->stream.p, x->stream.len);
-        au__buf_append(&q, "\"", 1);
-        if (q.p) au__exai_reply_text(c, r, (const char *)q.p, q.len, 0);
-        au__buf_free(&q);
+        au__exai_reply_text(c, r, text.p + 1, text.len - 2, 0, 0);
+    } else if (x->stream.len) {                         /* the streamed chunks (still escaped) are the answer */
+        au__exai_reply_text(c, r, (const char *)x->stream.p, x->stream.len, 0, 0);
     } else if (au__json_get(all, "ok", &ok) && ok.len == 5) {
-        au__exai_reply_message(c, r, "the daemon reported a failure without a message", 1);
+        au__exai_reply_text(c, r, AU__LIT("the daemon reported a failure without a message"), 1, 1);
     } else {
         au__buf_set(o, AU__LIT("{\"content\":[]}"));
         au__reply_result(c, r->id, r->id_len, (const char *)o->p, o->len);
