@@ -76,8 +76,9 @@ $(B):
 MINGW   ?= x86_64-w64-mingw32-gcc
 WINLIBS := -lws2_32 -lbcrypt
 windows: $(B)/alwaysup.exe $(B)/unit.exe
+# the shim with wss:// over SChannel (Windows' own TLS); unit.exe stays plain
 $(B)/alwaysup.exe: examples/alwaysup.c $(HDR) | $(B)
-	$(MINGW) $(STRICT) -Werror $(OPT) -I. $< -o $@ $(WINLIBS)
+	$(MINGW) $(STRICT) -Werror $(OPT) -DALWAYSUP_TLS_SCHANNEL -I. $< -o $@ $(WINLIBS) -lsecur32 -lcrypt32
 $(B)/unit.exe: tests/unit.c tests/test.h $(HDR) | $(B)
 	$(MINGW) -std=c99 -Wall -Wextra $(OPT) -I. $< -o $@ $(WINLIBS)
 test-windows: windows $(B)/testd

@@ -91,6 +91,9 @@
      ALWAYSUP_REALLOC(p,n)     default realloc  (define all three or none)
      ALWAYSUP_FREE(p)          default free
      ALWAYSUP_ASSERT(x)        default assert(x)
+     ALWAYSUP_TLS_OPENSSL      wss:// over OpenSSL 3 or LibreSSL (-lssl -lcrypto)
+     ALWAYSUP_TLS_SCHANNEL     wss:// over Windows' SChannel (-lsecur32 -lcrypt32)
+     ALWAYSUP_NO_THREADS       resolve names on the loop (no resolver thread)
 
    LICENSE
      See the end of this file.
@@ -708,8 +711,9 @@ ALWAYSUP_DEF int au_poll(au_pollfd *fds, int n, int timeout_ms);
    until au_client_deadline(), then call au_client_poll() until it returns 0.
    Every connection ends with exactly one AU_WS_DISCONNECTED event. */
 /* TLS behind one small interface, so the backend is a build choice:
-   ALWAYSUP_TLS_OPENSSL compiles the OpenSSL (or LibreSSL) one; a program can
-   bring its own. Calls are non-blocking: AU_EAGAIN sets *want to the
+   ALWAYSUP_TLS_OPENSSL compiles the OpenSSL (or LibreSSL) one (-lssl -lcrypto),
+   ALWAYSUP_TLS_SCHANNEL on Windows the SChannel one (-lsecur32 -lcrypt32;
+   client keys RSA only); a program can bring its own. Calls are non-blocking: AU_EAGAIN sets *want to the
    AU_POLLIN/AU_POLLOUT the backend waits for. */
 typedef struct au_tls_desc {
     const char *ca_file;               /* PEM CAs trusted instead of the system's; NULL: the system's store */
@@ -4659,6 +4663,748 @@ ALWAYSUP_DEF const au_tls_backend *au_tls_builtin(void) {
     }
     return &au__ossl;
 }
+#elif defined(ALWAYSUP_TLS_SCHANNEL) && defined(_WIN32)
+/* SChannel (Windows' own TLS), same contract as the OpenSSL backend: the
+   certificate is checked here, after the handshake, with CryptoAPI, so that
+   --ca-file can replace the system store and a failure has a plain reason. */
+#ifndef SECURITY_WIN32
+#  define SECURITY_WIN32
+#endif
+#include <wincrypt.h>
+#include <security.h>
+#include <schannel.h>
+#ifdef _MSC_VER
+#  pragma comment(lib, "secur32")
+#  pragma comment(lib, "crypt32")
+#endif
+#ifndef SECURITY_FLAG_IGNORE_CERT_CN_INVALID
+#  define SECURITY_FLAG_IGNORE_CERT_CN_INVALID 0x00001000   /* wininet.h's, which the SSL policy takes */
+#endif
+#define AU__SCH_IN_MAX ((size_t)1 << 20)         /* a handshake flight bigger than this is not a TLS server */
+typedef struct au__sch_ctx {
+    CredHandle cred;
+    HCERTSTORE cas;                              /* --ca-file: trusted instead of the system's; NULL: system */
+    PCCERT_CONTEXT client;                       /* --cert, its key in the container below */
+    char container[64];
+    WCHAR wcontainer[64];
+    int insecure;
+} au__sch_ctx;
+enum { AU__SCH_START, AU__SCH_HANDSHAKE, AU__SCH_CHECK, AU__SCH_OPEN };
+typedef struct au__sch_conn {
+    au__sch_ctx *ctx;
+    SOCKET s;
+    CtxtHandle h;
+    int have_h, state, need_more, step_now, renegotiate, eof, failed, host_is_ip;
+    SecPkgContext_StreamSizes sizes;
+    uint8_t *in, *out, *plain;                   /* ciphertext received, ciphertext to send, decrypted unread */
+    size_t in_len, in_cap, out_len, out_off, out_cap, plain_len, plain_off, plain_cap;
+    size_t committed;                            /* plaintext already encrypted into out, reported once it is sent */
+    char host[256];
+    char fail[200];                              /* a receive error held back behind data already read */
+} au__sch_conn;
+
+static void au__sch_status(char *err, size_t cap, const char *what, SECURITY_STATUS st) {
+    const char *why = NULL;
+    char sys[160];
+    switch (st) {
+    case SEC_E_ILLEGAL_MESSAGE: why = "the daemon sent an alert or a message that is not TLS"; break;
+    case SEC_E_ALGORITHM_MISMATCH: why = "no protocol version or cipher suite in common with the daemon"; break;
+    case SEC_E_UNSUPPORTED_FUNCTION: why = "the daemon asked for a protocol version that is not enabled"; break;
+    case SEC_E_INVALID_TOKEN: why = "the daemon did not answer with TLS"; break;
+    case SEC_E_MESSAGE_ALTERED: why = "a record failed its integrity check"; break;
+    case SEC_E_DECRYPT_FAILURE: why = "a record could not be decrypted"; break;
+    case SEC_E_INTERNAL_ERROR: why = "internal error in the TLS provider"; break;
+    case SEC_E_NO_CREDENTIALS: why = "no usable credentials"; break;
+    case SEC_E_CERT_UNKNOWN: why = "the daemon's certificate could not be used"; break;
+    default: break;
+    }
+    if (!why) {
+        DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, (DWORD)st, 0, sys, (DWORD)sizeof sys, NULL);
+        while (n && (sys[n - 1] == '\n' || sys[n - 1] == '\r' || sys[n - 1] == '.')) sys[--n] = 0;
+        why = n ? sys : "SChannel error";
+    }
+    snprintf(err, cap, "%s: %s (0x%08lx)", what, why, (unsigned long)(DWORD)st);
+}
+/* room for `more` bytes after `len`, growing to at most max */
+static int au__sch_reserve(uint8_t **buf, size_t *capacity, size_t len, size_t more, size_t max) {
+    size_t want = len + more, n = *capacity ? *capacity : 4096;
+    uint8_t *p;
+    if (want <= *capacity) return 0;
+    if (want > max) return -1;
+    while (n < want) n *= 2;
+    if (n > max) n = max;
+    p = (uint8_t *)ALWAYSUP_REALLOC(*buf, n);
+    if (!p) return -1;
+    *buf = p;
+    *capacity = n;
+    return 0;
+}
+/* every PEM block of `label` in a file, each handed to fn as DER; the count, or -1 (err set) */
+static int au__sch_pem(const char *path, const char *label, int (*fn)(void *arg, const BYTE *der, DWORD len), void *arg, char *err,
+                       size_t cap) {
+    FILE *f = fopen(path, "rb");
+    char *text = NULL, begin[64], end[64];
+    size_t len = 0, room = 0, n;
+    int count = 0;
+    const char *p;
+    if (!f) { snprintf(err, cap, "cannot open %.200s: %s", path, strerror(errno)); return -1; }
+    for (;;) {
+        if (au__sch_reserve((uint8_t **)&text, &room, len, 4097, (size_t)64 << 20) != 0) {
+            snprintf(err, cap, "%.200s: too big or out of memory", path);
+            fclose(f);
+            ALWAYSUP_FREE(text);
+            return -1;
+        }
+        n = fread(text + len, 1, 4096, f);
+        if (!n) break;
+        len += n;
+    }
+    fclose(f);
+    if (!text) return 0;
+    text[len] = 0;
+    snprintf(begin, sizeof begin, "-----BEGIN %s-----", label);
+    snprintf(end, sizeof end, "-----END %s-----", label);
+    for (p = strstr(text, begin); p; p = strstr(p, begin)) {
+        const char *q = strstr(p, end);
+        DWORD dlen = 0;
+        BYTE *der;
+        if (!q) break;
+        q += strlen(end);
+        /* CryptStringToBinaryA reads one block at a time: hand it exactly one */
+        if (!CryptStringToBinaryA(p, (DWORD)(q - p), CRYPT_STRING_BASE64HEADER, NULL, &dlen, NULL, NULL) || !dlen ||
+            !(der = (BYTE *)ALWAYSUP_MALLOC(dlen))) {
+            snprintf(err, cap, "%.200s: a %s block is not valid base64", path, label);
+            ALWAYSUP_FREE(text);
+            return -1;
+        }
+        if (!CryptStringToBinaryA(p, (DWORD)(q - p), CRYPT_STRING_BASE64HEADER, der, &dlen, NULL, NULL) || fn(arg, der, dlen) != 0) {
+            snprintf(err, cap, "%.200s: a %s block cannot be used", path, label);
+            ALWAYSUP_FREE(der);
+            ALWAYSUP_FREE(text);
+            return -1;
+        }
+        ALWAYSUP_FREE(der);
+        count++;
+        p = q;
+    }
+    ALWAYSUP_FREE(text);
+    return count;
+}
+static int au__sch_add_ca(void *store, const BYTE *der, DWORD len) {
+    return CertAddEncodedCertificateToStore((HCERTSTORE)store, X509_ASN_ENCODING, der, len, CERT_STORE_ADD_USE_EXISTING, NULL) ? 0 : -1;
+}
+static void au__sch_ctx_free(void *p) {
+    au__sch_ctx *x = (au__sch_ctx *)p;
+    if (!x) return;
+    if (SecIsValidHandle(&x->cred)) FreeCredentialsHandle(&x->cred);
+    if (x->cas) CertCloseStore(x->cas, 0);
+    if (x->client) CertFreeCertificateContext(x->client);
+    if (x->container[0]) {                       /* no copy of the client key stays behind */
+        HCRYPTPROV gone = 0;
+        CryptAcquireContextA(&gone, x->container, MS_ENH_RSA_AES_PROV_A, PROV_RSA_AES, CRYPT_DELETEKEYSET);
+    }
+    ALWAYSUP_FREE(x);
+}
+/* --cert/--key: the certificate's key goes into a CAPI key container of its own, where SChannel (and Wine's)
+   looks for it; deleted again with the context. RSA only: PKCS#8 or PKCS#1, unencrypted. */
+typedef struct au__sch_pem_one { BYTE *der; DWORD len; } au__sch_pem_one;
+static int au__sch_keep_first(void *arg, const BYTE *der, DWORD len) {
+    au__sch_pem_one *o = (au__sch_pem_one *)arg;
+    if (o->der) return 0;
+    o->der = (BYTE *)ALWAYSUP_MALLOC(len);
+    if (!o->der) return -1;
+    memcpy(o->der, der, len);
+    o->len = len;
+    return 0;
+}
+/* one DER TLV at *p (< end): its tag, its contents in body and len; 0, or -1 when malformed */
+static int au__sch_der(const BYTE **p, const BYTE *end, int *tag, const BYTE **body, size_t *len) {
+    size_t n, k;
+    if (end - *p < 2) return -1;
+    *tag = (*p)[0];
+    n = (*p)[1];
+    *p += 2;
+    if (n & 0x80) {
+        k = n & 0x7f;
+        if (!k || k > 3 || (size_t)(end - *p) < k) return -1;
+        for (n = 0; k; k--) n = (n << 8) | *(*p)++;
+    }
+    if ((size_t)(end - *p) < n) return -1;
+    *body = *p;
+    *len = n;
+    *p += n;
+    return 0;
+}
+/* PKCS#8 PrivateKeyInfo: the algorithm OID and the inner key (Wine's crypt32 cannot decode it) */
+static int au__sch_pkcs8(const BYTE *der, size_t len, const BYTE **oid, size_t *oid_len, const BYTE **key, size_t *key_len) {
+    const BYTE *p = der, *end = der + len, *seq, *alg, *v;
+    size_t n, alen, vn;
+    int tag;
+    if (au__sch_der(&p, end, &tag, &seq, &n) != 0 || tag != 0x30) return -1;
+    p = seq;
+    end = seq + n;
+    if (au__sch_der(&p, end, &tag, &v, &vn) != 0 || tag != 0x02) return -1;           /* version */
+    if (au__sch_der(&p, end, &tag, &alg, &alen) != 0 || tag != 0x30) return -1;       /* AlgorithmIdentifier */
+    if (au__sch_der(&alg, alg + alen, &tag, oid, oid_len) != 0 || tag != 0x06) return -1;
+    if (au__sch_der(&p, end, &tag, key, key_len) != 0 || tag != 0x04) return -1;      /* OCTET STRING */
+    return 0;
+}
+/* containers left by a shim that was killed (its ctx_free never ran): removed at the next start */
+static void au__sch_sweep(void) {
+    HCRYPTPROV v = 0, gone;
+    char name[260];
+    DWORD n = sizeof name, flag = CRYPT_FIRST;
+    unsigned long pid, k;
+    char stale[16][64];
+    int count = 0, i;
+    if (!CryptAcquireContextA(&v, NULL, MS_ENH_RSA_AES_PROV_A, PROV_RSA_AES, CRYPT_VERIFYCONTEXT)) return;
+    while (count < 16 && CryptGetProvParam(v, PP_ENUMCONTAINERS, (BYTE *)name, &n, flag)) {
+        HANDLE h;
+        flag = CRYPT_NEXT;
+        n = sizeof name;
+        if (sscanf(name, "alwaysup-%lu-%lu", &pid, &k) != 2 || pid == GetCurrentProcessId()) continue;
+        h = OpenProcess(SYNCHRONIZE, FALSE, (DWORD)pid);
+        if (h) { CloseHandle(h); continue; }     /* its shim still runs */
+        snprintf(stale[count++], sizeof stale[0], "%.60s", name);
+    }
+    CryptReleaseContext(v, 0);
+    for (i = 0; i < count; i++) { gone = 0; CryptAcquireContextA(&gone, stale[i], MS_ENH_RSA_AES_PROV_A, PROV_RSA_AES, CRYPT_DELETEKEYSET); }
+}
+static int au__sch_client_key(au__sch_ctx *x, const au_tls_desc *d, char *err, size_t cap) {
+    const char *keyfile = d->key_file && d->key_file[0] ? d->key_file : d->cert_file;
+    au__sch_pem_one cert = { NULL, 0 }, key = { NULL, 0 };
+    BYTE *blob = NULL;
+    static const BYTE rsa_oid[] = { 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01 };   /* 1.2.840.113549.1.1.1 */
+    const BYTE *rsa, *oid;
+    size_t rsa_len, oid_len;
+    DWORD blob_len = 0, size = 0;
+    HCRYPTPROV prov = 0;
+    HCRYPTKEY k = 0;
+    CERT_PUBLIC_KEY_INFO *pub = NULL;
+    CRYPT_KEY_PROV_INFO info;
+    char why[300];
+    int r = -1, n;
+    static LONG serial;
+    n = au__sch_pem(d->cert_file, "CERTIFICATE", au__sch_keep_first, &cert, why, sizeof why);
+    if (n <= 0 || !(x->client = CertCreateCertificateContext(X509_ASN_ENCODING, cert.der, cert.len))) {
+        snprintf(err, cap, "cannot read the client certificate %.150s (%.200s)", d->cert_file, n < 0 ? why : "no PEM certificate in it");
+        goto done;
+    }
+    if (au__sch_pem(keyfile, "RSA PRIVATE KEY", au__sch_keep_first, &key, why, sizeof why) > 0) {
+        rsa = key.der;
+        rsa_len = key.len;
+    } else if (au__sch_pem(keyfile, "PRIVATE KEY", au__sch_keep_first, &key, why, sizeof why) > 0) {
+        if (au__sch_pkcs8(key.der, key.len, &oid, &oid_len, &rsa, &rsa_len) != 0) {
+            snprintf(err, cap, "cannot read the key %.200s (not a PKCS#8 key)", keyfile);
+            goto done;
+        }
+        if (oid_len != sizeof rsa_oid || memcmp(oid, rsa_oid, sizeof rsa_oid) != 0) {
+            snprintf(err, cap, "the key %.150s is not RSA: the SChannel build takes RSA client keys only (EC keys: use the OpenSSL build)",
+                     keyfile);
+            goto done;
+        }
+    } else {
+        n = au__sch_pem(keyfile, "EC PRIVATE KEY", au__sch_keep_first, &key, why, sizeof why);
+        snprintf(err, cap, "cannot read the key %.150s (%s)", keyfile,
+                 n > 0 ? "an EC key: the SChannel build takes RSA client keys only; use the OpenSSL build"
+                       : "no unencrypted PEM RSA PRIVATE KEY or PRIVATE KEY block in it");
+        goto done;
+    }
+    if (!CryptDecodeObjectEx(X509_ASN_ENCODING, PKCS_RSA_PRIVATE_KEY, rsa, (DWORD)rsa_len, CRYPT_DECODE_ALLOC_FLAG, NULL, &blob, &blob_len)) {
+        snprintf(err, cap, "cannot read the key %.200s (not an RSA private key)", keyfile);
+        goto done;
+    }
+    au__sch_sweep();
+    snprintf(x->container, sizeof x->container, "alwaysup-%lu-%lu", (unsigned long)GetCurrentProcessId(),
+             (unsigned long)InterlockedIncrement(&serial));
+    CryptAcquireContextA(&prov, x->container, MS_ENH_RSA_AES_PROV_A, PROV_RSA_AES, CRYPT_DELETEKEYSET);   /* a stale one */
+    prov = 0;
+    if (!CryptAcquireContextA(&prov, x->container, MS_ENH_RSA_AES_PROV_A, PROV_RSA_AES, CRYPT_NEWKEYSET)) {
+        snprintf(err, cap, "cannot create a key container for the client key (error %lu)", (unsigned long)GetLastError());
+        x->container[0] = 0;
+        goto done;
+    }
+    if (!CryptImportKey(prov, blob, blob_len, 0, 0, &k)) {
+        snprintf(err, cap, "cannot import the key %.200s (error %lu)", keyfile, (unsigned long)GetLastError());
+        goto done;
+    }
+    size = 0;                                    /* the key must be the certificate's */
+    if (!CryptExportPublicKeyInfo(prov, AT_KEYEXCHANGE, X509_ASN_ENCODING, NULL, &size) || !(pub = (CERT_PUBLIC_KEY_INFO *)ALWAYSUP_MALLOC(size)) ||
+        !CryptExportPublicKeyInfo(prov, AT_KEYEXCHANGE, X509_ASN_ENCODING, pub, &size) ||
+        !CertComparePublicKeyInfo(X509_ASN_ENCODING, pub, &x->client->pCertInfo->SubjectPublicKeyInfo)) {
+        snprintf(err, cap, "the key %.150s does not belong to the client certificate %.150s", keyfile, d->cert_file);
+        goto done;
+    }
+    memset(&info, 0, sizeof info);
+    if (!MultiByteToWideChar(CP_UTF8, 0, x->container, -1, x->wcontainer, (int)(sizeof x->wcontainer / sizeof x->wcontainer[0]))) goto done;
+    info.pwszContainerName = x->wcontainer;
+    info.pwszProvName = (LPWSTR)MS_ENH_RSA_AES_PROV_W;
+    info.dwProvType = PROV_RSA_AES;
+    info.dwKeySpec = AT_KEYEXCHANGE;
+    if (!CertSetCertificateContextProperty(x->client, CERT_KEY_PROV_INFO_PROP_ID, 0, &info)) {
+        snprintf(err, cap, "cannot attach the key to the client certificate (error %lu)", (unsigned long)GetLastError());
+        goto done;
+    }
+    r = 0;
+done:
+    if (k) CryptDestroyKey(k);
+    if (prov) CryptReleaseContext(prov, 0);      /* persisted now: SChannel opens it by name */
+    if (blob) { SecureZeroMemory(blob, blob_len); LocalFree(blob); }
+    if (key.der) { SecureZeroMemory(key.der, key.len); ALWAYSUP_FREE(key.der); }
+    ALWAYSUP_FREE(cert.der);
+    ALWAYSUP_FREE(pub);
+    return r;
+}
+static void *au__sch_ctx_new(const au_tls_desc *d, char *err, size_t cap) {
+    au__sch_ctx *x;
+    SCHANNEL_CRED sc;
+    SECURITY_STATUS st;
+    x = (au__sch_ctx *)ALWAYSUP_MALLOC(sizeof *x);
+    if (!x) { snprintf(err, cap, "out of memory"); return NULL; }
+    memset(x, 0, sizeof *x);
+    SecInvalidateHandle(&x->cred);
+    x->insecure = d->insecure;
+    if (!d->insecure && d->ca_file && d->ca_file[0]) {          /* like curl --cacert: these CAs instead of the system's */
+        char why[300];
+        int n;
+        x->cas = CertOpenStore(CERT_STORE_PROV_MEMORY, 0, 0, CERT_STORE_CREATE_NEW_FLAG, NULL);
+        n = x->cas ? au__sch_pem(d->ca_file, "CERTIFICATE", au__sch_add_ca, x->cas, why, sizeof why) : -1;
+        if (n <= 0) {
+            if (!x->cas) snprintf(why, sizeof why, "cannot create a certificate store");
+            else if (n == 0) snprintf(why, sizeof why, "no PEM certificate in it");
+            snprintf(err, cap, "cannot read the CA file %.150s (%.200s)", d->ca_file, why);
+            au__sch_ctx_free(x);
+            return NULL;
+        }
+    }
+    if (d->cert_file && d->cert_file[0] && au__sch_client_key(x, d, err, cap) != 0) {
+        au__sch_ctx_free(x);
+        return NULL;
+    }
+    memset(&sc, 0, sizeof sc);
+    sc.dwVersion = SCHANNEL_CRED_VERSION;
+    if (x->client) { sc.cCreds = 1; sc.paCred = &x->client; }
+    /* the system's protocol defaults (TLS 1.3 where it has it); below 1.2 is refused after the handshake.
+       The certificate is checked by au__sch_check, never by SChannel, and no client certificate is picked for us */
+    sc.dwFlags = SCH_CRED_MANUAL_CRED_VALIDATION | SCH_CRED_NO_DEFAULT_CREDS | SCH_CRED_NO_SERVERNAME_CHECK;
+    st = AcquireCredentialsHandleA(NULL, (char *)UNISP_NAME_A, SECPKG_CRED_OUTBOUND, NULL, &sc, NULL, NULL, &x->cred, NULL);
+    if (st != SEC_E_OK) {
+        SecInvalidateHandle(&x->cred);
+        au__sch_status(err, cap, "cannot create a TLS context", st);
+        au__sch_ctx_free(x);
+        return NULL;
+    }
+    return x;
+}
+static void au__sch_conn_free(void *p) {
+    au__sch_conn *c = (au__sch_conn *)p;
+    if (!c) return;
+    if (c->have_h) DeleteSecurityContext(&c->h);
+    ALWAYSUP_FREE(c->in);
+    ALWAYSUP_FREE(c->out);
+    ALWAYSUP_FREE(c->plain);
+    ALWAYSUP_FREE(c);
+}
+static void *au__sch_conn_new(void *ctx, au_socket_t s, const char *host, int host_is_ip, char *err, size_t cap) {
+    au__sch_conn *c = (au__sch_conn *)ALWAYSUP_MALLOC(sizeof *c);
+    if (!c) { snprintf(err, cap, "out of memory"); return NULL; }
+    memset(c, 0, sizeof *c);
+    c->ctx = (au__sch_ctx *)ctx;
+    c->s = (SOCKET)s;
+    c->host_is_ip = host_is_ip;
+    if (strlen(host) >= sizeof c->host) { snprintf(err, cap, "host name too long"); ALWAYSUP_FREE(c); return NULL; }
+    memcpy(c->host, host, strlen(host) + 1);
+    return c;
+}
+/* sends what is queued: 1 all sent, 0 would block, < 0 error */
+static int au__sch_flush(au__sch_conn *c, char *err, size_t cap) {
+    while (c->out_off < c->out_len) {
+        int w = send(c->s, (const char *)c->out + c->out_off, (int)AU__MIN(c->out_len - c->out_off, (size_t)1 << 30), 0);
+        if (w > 0) { c->out_off += (size_t)w; continue; }
+        {
+            int e = WSAGetLastError();
+            char why[128];
+            if (e == WSAEWOULDBLOCK) return 0;
+            if (e == WSAEINTR) continue;
+            au__sock_strerror(e, why, sizeof why);
+            snprintf(err, cap, "send: %s", why);
+            return AU_ETLS;
+        }
+    }
+    c->out_off = c->out_len = 0;
+    return 1;
+}
+static int au__sch_queue(au__sch_conn *c, const void *p, size_t n) {
+    if (au__sch_reserve(&c->out, &c->out_cap, c->out_len, n, AU__SCH_IN_MAX) != 0) return -1;
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+    return 0;
+}
+/* more ciphertext from the socket: > 0, 0 at the end of the stream, AU_EAGAIN, < 0 error */
+static int au__sch_fill(au__sch_conn *c, char *err, size_t cap) {
+    int r;
+    if (au__sch_reserve(&c->in, &c->in_cap, c->in_len, 16384 + 2048 + 5, AU__SCH_IN_MAX) != 0 &&
+        (c->in_len >= c->in_cap || c->in_len >= AU__SCH_IN_MAX)) {
+        snprintf(err, cap, "a TLS message larger than %u bytes", (unsigned)AU__SCH_IN_MAX);
+        return AU_ETLS;
+    }
+    for (;;) {
+        r = recv(c->s, (char *)c->in + c->in_len, (int)AU__MIN(c->in_cap - c->in_len, (size_t)1 << 30), 0);
+        if (r > 0) { c->in_len += (size_t)r; return r; }
+        if (r == 0) return 0;
+        {
+            int e = WSAGetLastError();
+            char why[128];
+            if (e == WSAEWOULDBLOCK) return AU_EAGAIN;
+            if (e == WSAEINTR) continue;
+            if (e == WSAECONNRESET || e == WSAECONNABORTED) return 0;   /* the peer is gone, as EOF */
+            au__sock_strerror(e, why, sizeof why);
+            snprintf(err, cap, "receive: %s", why);
+            return AU_ETLS;
+        }
+    }
+}
+/* one InitializeSecurityContext step over what is in c->in; queues its output and keeps its leftover input */
+static SECURITY_STATUS au__sch_step(au__sch_conn *c) {
+    SecBuffer ib[2], ob[1];
+    SecBufferDesc id, od;
+    ULONG attrs = 0;
+    SECURITY_STATUS st;
+    ULONG req = ISC_REQ_SEQUENCE_DETECT | ISC_REQ_REPLAY_DETECT | ISC_REQ_CONFIDENTIALITY | ISC_REQ_ALLOCATE_MEMORY | ISC_REQ_STREAM |
+                ISC_REQ_MANUAL_CRED_VALIDATION | ISC_REQ_USE_SUPPLIED_CREDS;
+    ib[0].BufferType = SECBUFFER_TOKEN; ib[0].pvBuffer = c->in; ib[0].cbBuffer = (unsigned long)c->in_len;
+    ib[1].BufferType = SECBUFFER_EMPTY; ib[1].pvBuffer = NULL; ib[1].cbBuffer = 0;
+    id.ulVersion = SECBUFFER_VERSION; id.cBuffers = 2; id.pBuffers = ib;
+    ob[0].BufferType = SECBUFFER_TOKEN; ob[0].pvBuffer = NULL; ob[0].cbBuffer = 0;
+    od.ulVersion = SECBUFFER_VERSION; od.cBuffers = 1; od.pBuffers = ob;
+    st = InitializeSecurityContextA(&c->ctx->cred, c->have_h ? &c->h : NULL, c->host_is_ip ? NULL : c->host, req, 0, 0,
+                                    c->have_h ? &id : NULL, 0, &c->h, &od, &attrs, NULL);
+    if (!c->have_h && (st == SEC_E_OK || st == SEC_I_CONTINUE_NEEDED)) c->have_h = 1;   /* SNI: the name, never an address */
+    if (ob[0].pvBuffer) {
+        if (ob[0].cbBuffer && au__sch_queue(c, ob[0].pvBuffer, ob[0].cbBuffer) != 0) st = SEC_E_INSUFFICIENT_MEMORY;
+        FreeContextBuffer(ob[0].pvBuffer);
+    }
+    if (st == SEC_E_INCOMPLETE_MESSAGE || st == SEC_I_INCOMPLETE_CREDENTIALS) return st;   /* keep it all: more, or the same again */
+    if (ib[1].BufferType == SECBUFFER_EXTRA && ib[1].cbBuffer && ib[1].cbBuffer <= c->in_len) {
+        memmove(c->in, c->in + (c->in_len - ib[1].cbBuffer), ib[1].cbBuffer);   /* the next message starts here */
+        c->in_len = ib[1].cbBuffer;
+    } else if (c->have_h) c->in_len = 0;
+    return st;
+}
+/* a certificate's simple display name, for a reason */
+static void au__sch_cert_name(PCCERT_CONTEXT cert, char *out, size_t cap) {
+    if (!CertGetNameStringA(cert, CERT_NAME_SIMPLE_DISPLAY_TYPE, 0, NULL, out, (DWORD)cap) || !out[0]) snprintf(out, cap, "?");
+}
+/* is the address `host` one of the certificate's IP address SANs? */
+static int au__sch_ip_match(PCCERT_CONTEXT leaf, const char *host) {
+    struct addrinfo hints, *res = NULL;
+    const BYTE *want;
+    DWORD wlen, i, size = 0;
+    PCERT_EXTENSION ext;
+    CERT_ALT_NAME_INFO *alt = NULL;
+    int ok = 0;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_flags = AI_NUMERICHOST;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) return 0;
+    if (res->ai_family == AF_INET) { want = (const BYTE *)&((struct sockaddr_in *)res->ai_addr)->sin_addr; wlen = 4; }
+    else { want = (const BYTE *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr; wlen = 16; }
+    ext = CertFindExtension(szOID_SUBJECT_ALT_NAME2, leaf->pCertInfo->cExtension, leaf->pCertInfo->rgExtension);
+    if (ext && CryptDecodeObjectEx(X509_ASN_ENCODING, X509_ALTERNATE_NAME, ext->Value.pbData, ext->Value.cbData, CRYPT_DECODE_ALLOC_FLAG,
+                                   NULL, &alt, &size)) {
+        for (i = 0; i < alt->cAltEntry && !ok; i++) {
+            const CERT_ALT_NAME_ENTRY *e = &alt->rgAltEntry[i];
+            if (e->dwAltNameChoice == CERT_ALT_NAME_IP_ADDRESS && e->IPAddress.cbData == wlen && memcmp(e->IPAddress.pbData, want, wlen) == 0)
+                ok = 1;
+        }
+        LocalFree(alt);
+    }
+    freeaddrinfo(res);
+    return ok;
+}
+/* the daemon's certificate: chain to a trusted root (ours with --ca-file), dates, usage, name */
+static int au__sch_check(au__sch_conn *c, char *err, size_t cap) {
+    PCCERT_CONTEXT peer = NULL, root, found;
+    PCCERT_CHAIN_CONTEXT chain = NULL;
+    HCERTSTORE extra, coll = NULL;
+    CERT_CHAIN_PARA para;
+    CERT_CHAIN_POLICY_PARA pp;
+    CERT_CHAIN_POLICY_STATUS ps;
+    SSL_EXTRA_CERT_CHAIN_POLICY_PARA ssl;
+    LPSTR usage[1];
+    WCHAR whost[256];
+    char name[128], when[40];
+    const CERT_SIMPLE_CHAIN *simple;
+    DWORD i;
+    int r = AU_ETLS;
+    SECURITY_STATUS st = QueryContextAttributesA(&c->h, SECPKG_ATTR_REMOTE_CERT_CONTEXT, (void *)&peer);
+    if (st != SEC_E_OK || !peer) { snprintf(err, cap, "certificate verify failed: the daemon sent no certificate"); return AU_ETLS; }
+    extra = peer->hCertStore;                    /* the intermediates the daemon sent */
+    if (c->ctx->cas) {
+        coll = CertOpenStore(CERT_STORE_PROV_COLLECTION, 0, 0, 0, NULL);
+        if (!coll || !CertAddStoreToCollection(coll, peer->hCertStore, 0, 0) || !CertAddStoreToCollection(coll, c->ctx->cas, 0, 0)) {
+            snprintf(err, cap, "certificate verify failed: cannot set up the trusted CAs");
+            goto done;
+        }
+        extra = coll;
+    }
+    usage[0] = (LPSTR)szOID_PKIX_KP_SERVER_AUTH;
+    memset(&para, 0, sizeof para);
+    para.cbSize = sizeof para;
+    para.RequestedUsage.dwType = USAGE_MATCH_TYPE_AND;
+    para.RequestedUsage.Usage.cUsageIdentifier = 1;
+    para.RequestedUsage.Usage.rgpszUsageIdentifier = usage;
+    if (!CertGetCertificateChain(NULL, peer, NULL, extra, &para, 0, NULL, &chain) || !chain->cChain) {
+        snprintf(err, cap, "certificate verify failed: cannot build the certificate chain (error %lu)", (unsigned long)GetLastError());
+        goto done;
+    }
+    simple = chain->rgpChain[0];
+    root = simple->rgpElement[simple->cElement - 1]->pCertContext;
+    au__sch_cert_name(root, name, sizeof name);
+    /* the chain must end at a self-signed root, and with --ca-file at one of those */
+    found = c->ctx->cas ? CertFindCertificateInStore(c->ctx->cas, X509_ASN_ENCODING, 0, CERT_FIND_EXISTING, root, NULL) : NULL;
+    if (found) CertFreeCertificateContext(found);
+    else if (!(simple->rgpElement[simple->cElement - 1]->TrustStatus.dwInfoStatus & CERT_TRUST_IS_SELF_SIGNED)) {
+        snprintf(err, cap, "certificate verify failed: untrusted CA (no trusted CA issued \"%.100s\")", name);
+        goto done;
+    } else if (c->ctx->cas || (chain->TrustStatus.dwErrorStatus & CERT_TRUST_IS_UNTRUSTED_ROOT)) {
+        snprintf(err, cap, "certificate verify failed: untrusted CA (the chain ends at \"%.100s\", which is not %s)", name,
+                 c->ctx->cas ? "in the CA file" : "trusted");
+        goto done;
+    }
+    if (!MultiByteToWideChar(CP_UTF8, 0, c->host, -1, whost, (int)(sizeof whost / sizeof whost[0]))) whost[0] = 0;
+    memset(&ssl, 0, sizeof ssl);
+    ssl.cbSize = sizeof ssl;
+    ssl.dwAuthType = AUTHTYPE_SERVER;
+    ssl.fdwChecks = c->host_is_ip ? SECURITY_FLAG_IGNORE_CERT_CN_INVALID : 0;   /* an address: IP SANs, checked below */
+    ssl.pwszServerName = whost;
+    memset(&pp, 0, sizeof pp);
+    pp.cbSize = sizeof pp;
+    pp.dwFlags = c->ctx->cas ? CERT_CHAIN_POLICY_ALLOW_UNKNOWN_CA_FLAG : 0;     /* our root, not in the system store */
+    pp.pvExtraPolicyPara = &ssl;
+    memset(&ps, 0, sizeof ps);
+    ps.cbSize = sizeof ps;
+    if (!CertVerifyCertificateChainPolicy(CERT_CHAIN_POLICY_SSL, chain, &pp, &ps)) {
+        snprintf(err, cap, "certificate verify failed: cannot check the chain (error %lu)", (unsigned long)GetLastError());
+        goto done;
+    }
+    switch ((DWORD)ps.dwError) {
+    case 0: break;
+    case (DWORD)CERT_E_EXPIRED:
+        for (i = 0; i < simple->cElement; i++) {   /* which one, and which way */
+            PCCERT_CONTEXT e = simple->rgpElement[i]->pCertContext;
+            LONG t = CertVerifyTimeValidity(NULL, e->pCertInfo);
+            SYSTEMTIME sy;
+            if (!t) continue;
+            if (!FileTimeToSystemTime(t > 0 ? &e->pCertInfo->NotAfter : &e->pCertInfo->NotBefore, &sy)) memset(&sy, 0, sizeof sy);
+            snprintf(when, sizeof when, "%04u-%02u-%02u %02u:%02u:%02u UTC", sy.wYear, sy.wMonth, sy.wDay, sy.wHour, sy.wMinute, sy.wSecond);
+            au__sch_cert_name(e, name, sizeof name);
+            snprintf(err, cap, "certificate verify failed: %s %s (\"%.100s\", %s %s)", i ? "a CA certificate" : "certificate",
+                     t > 0 ? "has expired" : "is not yet valid", name, t > 0 ? "not after" : "not before", when);
+            goto done;
+        }
+        snprintf(err, cap, "certificate verify failed: certificate has expired or is not yet valid");
+        goto done;
+    case (DWORD)CERT_E_CN_NO_MATCH:
+        snprintf(err, cap, "certificate verify failed: hostname mismatch (the certificate is not for %.100s)", c->host);
+        goto done;
+    case (DWORD)CERT_E_UNTRUSTEDROOT:
+    case (DWORD)CERT_E_CHAINING:
+        snprintf(err, cap, "certificate verify failed: untrusted CA (the chain ends at \"%.100s\", which is not trusted)", name);
+        goto done;
+    case (DWORD)CERT_E_WRONG_USAGE:
+        snprintf(err, cap, "certificate verify failed: the certificate is not for TLS servers (extended key usage)");
+        goto done;
+    case (DWORD)CERT_E_REVOKED:
+        snprintf(err, cap, "certificate verify failed: certificate revoked");
+        goto done;
+    default:
+        au__sch_status(err, cap, "certificate verify failed", (SECURITY_STATUS)ps.dwError);
+        goto done;
+    }
+    if (c->host_is_ip && !au__sch_ip_match(peer, c->host)) {
+        snprintf(err, cap, "certificate verify failed: IP address mismatch (the certificate is not for %.60s)", c->host);
+        goto done;
+    }
+    r = AU_OK;
+done:
+    if (chain) CertFreeCertificateChain(chain);
+    if (coll) CertCloseStore(coll, 0);
+    CertFreeCertificateContext(peer);
+    return r;
+}
+/* the handshake is through: sizes, protocol version at least TLS 1.2, the certificate */
+static int au__sch_finish(au__sch_conn *c, char *err, size_t cap) {
+    SecPkgContext_ConnectionInfo ci;
+    SECURITY_STATUS st = QueryContextAttributesA(&c->h, SECPKG_ATTR_STREAM_SIZES, &c->sizes);
+    const DWORD old = SP_PROT_SSL2_CLIENT | SP_PROT_SSL3_CLIENT | SP_PROT_TLS1_0_CLIENT | SP_PROT_TLS1_1_CLIENT;
+    if (st != SEC_E_OK) { au__sch_status(err, cap, "handshake", st); return AU_ETLS; }
+    memset(&ci, 0, sizeof ci);
+    if (QueryContextAttributesA(&c->h, SECPKG_ATTR_CONNECTION_INFO, &ci) == SEC_E_OK && (ci.dwProtocol & old)) {
+        snprintf(err, cap, "the daemon only speaks %s; TLS 1.2 is the minimum",
+                 (ci.dwProtocol & SP_PROT_TLS1_1_CLIENT) ? "TLS 1.1" : (ci.dwProtocol & SP_PROT_TLS1_0_CLIENT) ? "TLS 1.0" : "SSL");
+        return AU_ETLS;
+    }
+    if (!c->ctx->insecure && au__sch_check(c, err, cap) != AU_OK) return AU_ETLS;
+    c->state = AU__SCH_OPEN;
+    return AU_OK;
+}
+/* InitializeSecurityContext until it is done: the handshake, or a renegotiation / TLS 1.3 post-handshake message */
+static int au__sch_drive(au__sch_conn *c, int *want, char *err, size_t cap) {
+    int guard = 0;
+    for (;;) {
+        SECURITY_STATUS st;
+        int f = au__sch_flush(c, err, cap);
+        if (f < 0) return f;
+        if (!f) { *want = AU_POLLOUT; return AU_EAGAIN; }
+        if (c->state == AU__SCH_CHECK) return AU_OK;
+        if (c->state != AU__SCH_START && !c->step_now && (c->need_more || !c->in_len)) {
+            f = au__sch_fill(c, err, cap);
+            if (f == AU_EAGAIN) { *want = AU_POLLIN; return AU_EAGAIN; }
+            if (f < 0) return f;
+            if (f == 0) { snprintf(err, cap, "the daemon closed the connection during the TLS handshake"); return AU_ETLS; }
+            c->need_more = 0;
+        }
+        c->step_now = 0;
+        st = au__sch_step(c);
+        if (c->state == AU__SCH_START) c->state = AU__SCH_HANDSHAKE;
+        if (st == SEC_E_OK) c->state = AU__SCH_CHECK;      /* flushed first, then checked */
+        else if (st == SEC_E_INCOMPLETE_MESSAGE) c->need_more = 1;
+        else if (st == SEC_I_INCOMPLETE_CREDENTIALS && guard++ < 2) continue;   /* asked for a certificate: go on without */
+        else if (st != SEC_I_CONTINUE_NEEDED) {
+            au__sch_flush(c, err, cap);                 /* an alert, if SChannel wrote one */
+            au__sch_status(err, cap, "handshake", st);
+            if (st == SEC_I_INCOMPLETE_CREDENTIALS) snprintf(err, cap, "the daemon wants a client certificate (mutual TLS)");
+            return AU_ETLS;
+        }
+    }
+}
+static int au__sch_handshake(void *conn, int *want, char *err, size_t cap) {
+    au__sch_conn *c = (au__sch_conn *)conn;
+    int r = au__sch_drive(c, want, err, cap);
+    return r == AU_OK ? au__sch_finish(c, err, cap) : r;
+}
+/* one record from c->in: 1 decrypted (maybe empty), 0 incomplete, 2 close_notify, < 0 error */
+static int au__sch_decrypt(au__sch_conn *c, char *err, size_t cap) {
+    SecBuffer b[4];
+    SecBufferDesc d;
+    SECURITY_STATUS st;
+    int i;
+    size_t extra = 0;
+    if (c->in_len < 5) return 0;                 /* not even a record header (Wine reads one regardless) */
+    b[0].BufferType = SECBUFFER_DATA; b[0].pvBuffer = c->in; b[0].cbBuffer = (unsigned long)c->in_len;
+    for (i = 1; i < 4; i++) { b[i].BufferType = SECBUFFER_EMPTY; b[i].pvBuffer = NULL; b[i].cbBuffer = 0; }
+    d.ulVersion = SECBUFFER_VERSION; d.cBuffers = 4; d.pBuffers = b;
+    st = DecryptMessage(&c->h, &d, 0, NULL);
+    if (st == SEC_E_INCOMPLETE_MESSAGE) return 0;
+    if (st == SEC_I_CONTEXT_EXPIRED) return 2;
+    if (st != SEC_E_OK && st != SEC_I_RENEGOTIATE) { au__sch_status(err, cap, "receive", st); return AU_ETLS; }
+    for (i = 0; i < 4; i++) {
+        if (b[i].BufferType == SECBUFFER_DATA && b[i].cbBuffer) {   /* in place, inside c->in: copied out first */
+            if (au__sch_reserve(&c->plain, &c->plain_cap, c->plain_len, b[i].cbBuffer, AU__SCH_IN_MAX) != 0) {
+                snprintf(err, cap, "out of memory");
+                return AU_ETLS;
+            }
+            memcpy(c->plain + c->plain_len, b[i].pvBuffer, b[i].cbBuffer);
+            c->plain_len += b[i].cbBuffer;
+        }
+        if (b[i].BufferType == SECBUFFER_EXTRA && b[i].cbBuffer <= c->in_len) extra = b[i].cbBuffer;
+    }
+    if (extra) memmove(c->in, c->in + (c->in_len - extra), extra);   /* the next record */
+    c->in_len = extra;
+    if (st == SEC_I_RENEGOTIATE) {               /* its handshake message is in c->in now: InitializeSecurityContext takes it */
+        c->renegotiate = 1;
+        c->state = AU__SCH_HANDSHAKE;
+        c->need_more = 0;
+        c->step_now = 1;                         /* even with nothing left over */
+    }
+    return 1;
+}
+static long au__sch_read(void *conn, void *buf, size_t n, int *want, char *err, size_t cap) {
+    au__sch_conn *c = (au__sch_conn *)conn;
+    size_t got = 0;
+    while (got < n) {
+        int r;
+        if (c->plain_off < c->plain_len) {
+            size_t k = AU__MIN(n - got, c->plain_len - c->plain_off);
+            memcpy((uint8_t *)buf + got, c->plain + c->plain_off, k);
+            got += k;
+            c->plain_off += k;
+            if (c->plain_off == c->plain_len) c->plain_off = c->plain_len = 0;
+            continue;
+        }
+        if (c->failed) {
+            if (got) break;
+            snprintf(err, cap, "%s", c->fail);
+            return AU_ETLS;
+        }
+        if (c->eof) break;
+        if (c->renegotiate) {
+            int w = 0;
+            r = au__sch_drive(c, &w, c->fail, sizeof c->fail);
+            if (r == AU_EAGAIN) { if (got) break; *want = w; return AU_EAGAIN; }
+            if (r == AU_OK) { c->renegotiate = 0; c->state = AU__SCH_OPEN; continue; }
+            c->failed = 1;
+            continue;
+        }
+        r = au__sch_decrypt(c, c->fail, sizeof c->fail);
+        if (r == 1) continue;
+        if (r == 2) { c->eof = 1; continue; }
+        if (r < 0) { c->failed = 1; continue; }
+        r = au__sch_fill(c, c->fail, sizeof c->fail);  /* a record is incomplete: more from the socket */
+        if (r == AU_EAGAIN) { if (got) break; *want = AU_POLLIN; return AU_EAGAIN; }
+        if (r == 0) c->eof = 1;                  /* TCP ended (Wine reports close_notify as an empty record) */
+        else if (r < 0) c->failed = 1;
+    }
+    return (long)got;
+}
+static long au__sch_write(void *conn, const void *buf, size_t n, int *want, char *err, size_t cap) {
+    au__sch_conn *c = (au__sch_conn *)conn;
+    SecBuffer b[4];
+    SecBufferDesc d;
+    SECURITY_STATUS st;
+    size_t chunk, k;
+    int f;
+    if (c->renegotiate) { *want = AU_POLLIN; return AU_EAGAIN; }   /* no records while a handshake message is half read */
+    f = au__sch_flush(c, err, cap);
+    if (f < 0) return f;
+    if (!f) { *want = AU_POLLOUT; return AU_EAGAIN; }
+    if (c->committed) {                          /* the record made last time is out now */
+        k = c->committed;
+        c->committed = 0;
+        return (long)k;
+    }
+    chunk = AU__MIN(n, (size_t)c->sizes.cbMaximumMessage);
+    if (!chunk) return 0;
+    c->out_off = c->out_len = 0;
+    if (au__sch_reserve(&c->out, &c->out_cap, 0, c->sizes.cbHeader + chunk + c->sizes.cbTrailer, AU__SCH_IN_MAX) != 0) {
+        snprintf(err, cap, "out of memory");
+        return AU_ETLS;
+    }
+    memcpy(c->out + c->sizes.cbHeader, buf, chunk);
+    b[0].BufferType = SECBUFFER_STREAM_HEADER; b[0].pvBuffer = c->out; b[0].cbBuffer = c->sizes.cbHeader;
+    b[1].BufferType = SECBUFFER_DATA; b[1].pvBuffer = c->out + c->sizes.cbHeader; b[1].cbBuffer = (unsigned long)chunk;
+    b[2].BufferType = SECBUFFER_STREAM_TRAILER; b[2].pvBuffer = c->out + c->sizes.cbHeader + chunk; b[2].cbBuffer = c->sizes.cbTrailer;
+    b[3].BufferType = SECBUFFER_EMPTY; b[3].pvBuffer = NULL; b[3].cbBuffer = 0;
+    d.ulVersion = SECBUFFER_VERSION; d.cBuffers = 4; d.pBuffers = b;
+    st = EncryptMessage(&c->h, 0, &d, 0);
+    if (st != SEC_E_OK) { au__sch_status(err, cap, "send", st); return AU_ETLS; }
+    c->out_len = (size_t)b[0].cbBuffer + b[1].cbBuffer + b[2].cbBuffer;   /* header, data, trailer: back to back */
+    f = au__sch_flush(c, err, cap);
+    if (f < 0) return f;
+    if (!f) { c->committed = chunk; *want = AU_POLLOUT; return AU_EAGAIN; }   /* the caller calls again with the same bytes */
+    return (long)chunk;
+}
+/* decrypted bytes, or a whole record still to decrypt: either way readable without the socket */
+static size_t au__sch_pending(void *conn) {
+    au__sch_conn *c = (au__sch_conn *)conn;
+    size_t n = c->plain_len - c->plain_off;
+    if (!n && c->failed) n = 1;                  /* the error, which the socket may never wake us for */
+    if (!n && c->in_len >= 5 && c->in_len >= 5 + (((size_t)c->in[3] << 8) | c->in[4])) n = 1;
+    return n;
+}
+static au_tls_backend au__sch = { "SChannel", au__sch_ctx_new, au__sch_ctx_free, au__sch_conn_new, au__sch_handshake,
+                                  au__sch_read, au__sch_write, au__sch_pending, au__sch_conn_free };
+ALWAYSUP_DEF const au_tls_backend *au_tls_builtin(void) { return &au__sch; }
 #else
 ALWAYSUP_DEF const au_tls_backend *au_tls_builtin(void) { return NULL; }
 #endif

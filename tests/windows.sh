@@ -31,6 +31,20 @@ ALWAYSUP_BIN=build/alwaysup.exe ALWAYSUP_WRAP=wine ALWAYSUP_SLOW=3 ALWAYSUP_LOGD
 grep -E '^  (ok|FAIL)|FAILED|EXCEPTION' build/test-logs/integration-windows.log
 count build/test-logs/integration-windows.log
 
+echo "-- wss:// over SChannel (build/alwaysup.exe, nginx and Python websockets terminating TLS)"
+# not here: SSL_CERT_FILE (OpenSSL's store); tls_mutual (its client keys are EC, and the SChannel build takes
+# RSA client keys only); the mismatch scenario (it also runs ws+unix, which Windows builds refuse)
+if [ -x "${NGINX:-/usr/sbin/nginx}" ] && command -v openssl >/dev/null 2>&1; then
+    ALWAYSUP_TLS_BIN=build/alwaysup.exe ALWAYSUP_WRAP=wine ALWAYSUP_SLOW=3 ALWAYSUP_LOGDIR=build/test-logs/tls-wine \
+        "$PY" tests/tls/transports.py -j 2 -k '^tls_(nginx_testd_traffic_and_replay|nginx_testd_outage_and_in_flight|untrusted_ca_refused_then_fixed|wrong_host_refused_then_fixed|expired_refused_then_fixed|verifies_by_default|ca_file_replaces_system_store|sni_selects_the_server|insecure|python_websockets_daemon|refuses_tls_1_1)$' \
+        > build/test-logs/tls-windows.log 2>&1
+    grep -E '^  (ok|FAIL|SKIP)|FAILED|EXCEPTION' build/test-logs/tls-windows.log
+    count build/test-logs/tls-windows.log
+else
+    echo "FAIL tls-windows: nginx or the openssl CLI missing (tools/install-deps.sh)"
+    fail=$((fail + 1))
+fi
+
 echo "-- the EX-AI dialect (build/alwaysup.exe --daemon-protocol exai, official MCP SDK client, Python op daemon)"
 if command -v node >/dev/null 2>&1 && [ -d tests/node_modules/@modelcontextprotocol/sdk ] && "$PY" -c 'import websockets' 2>/dev/null; then
     ALWAYSUP_BIN=build/alwaysup.exe ALWAYSUP_WRAP=wine node tests/exai/exai_interop.mjs \
