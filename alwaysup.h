@@ -50,11 +50,15 @@
           au_poll, au_now_ms              poll() over sockets (select() on
                                           Windows) and a monotonic clock
           au_client_*                     one WebSocket connection over
-                                          non-blocking TCP, for your poll loop
+                                          non-blocking TCP, a Unix socket, TLS
+                                          (au_tls_backend) or an HTTP CONNECT
+                                          proxy, for your poll loop
      4. The bridge: the core driven over stdio, au_client and poll:
           au_bridge_run                   the whole shim in one call
           au_bridge_init/pollfds/timeout/step/stop/free
                                           the same inside your own loop
+          au_bridge_check                 one attempt, reported step by step
+                                          with advice (alwaysup --check)
 
    THE CORE IN YOUR OWN LOOP
         au_core c;  au_core_desc d = {0};  au_action a;
@@ -120,6 +124,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>                 /* FILE, for au_bridge_check's report */
 
 #ifndef ALWAYSUP_DEF
 #  ifdef ALWAYSUP_STATIC
@@ -766,6 +771,9 @@ typedef struct au_client {
     au_url url;
     char peer[64];                     /* address connected to, for logs */
     char error[256];                   /* why the last attempt or connection ended */
+    int64_t reached[AU_CLIENT_OPEN + 1];   /* when this attempt got through each step, by the state it
+                                          left (ms, 0: not); reached[IDLE]: when it began */
+    int http_status;                   /* an upgrade answered with another status than 101: it, else 0 */
     /* private */
     au_client_desc desc;
     char *url_text;
@@ -817,6 +825,7 @@ ALWAYSUP_DEF void au_client_free(au_client *c);
 
 /* ---- the bridge: the core driven over stdio and one au_client ------------------------- */
 typedef void (*au_log_fn)(void *user, int level, const char *message);
+enum { AU_LOG_TEXT = 0, AU_LOG_JSON = 1 };
 
 typedef struct au_bridge_desc {
     const char *url;                   /* required */
@@ -841,6 +850,10 @@ typedef struct au_bridge_desc {
     au_log_fn log;                     /* 0: timestamped lines on stderr */
     void *log_user;
     const char *log_file;              /* also append logs here; NULL: none */
+    uint64_t log_max_size;             /* 0: 10 MiB; a log_file that would grow past it is moved to
+                                          FILE.1 (replacing the older one) and started afresh */
+    int log_format;                    /* AU_LOG_TEXT (0): "TIME alwaysup LEVEL: MESSAGE"; AU_LOG_JSON:
+                                          one object per line (time, level, event, daemon, message) */
     au_socket_t in_fd;                 /* 0: standard input */
     au_socket_t out_fd;                /* 0: standard output (fd 1) */
     /* MCP session continuity (see the README) */
@@ -882,6 +895,8 @@ typedef struct au_bridge {
     int num_protos;
     int stdin_eof, told_eof, stdout_dead, told_gone, paused, finished, in_flags, out_flags;
     void *log_file;
+    uint64_t log_size;                 /* bytes in log_file, for its rotation */
+    au__buf log_buf;                   /* a JSON log line being built */
     char safe_url[300];
     const char *urls[16];              /* url, then more_urls */
     int num_urls, url_at, opened, proxy_logged;
@@ -912,6 +927,12 @@ ALWAYSUP_DEF void au_bridge_free(au_bridge *b);
 /* The whole shim: init, a poll loop, SIGINT/SIGTERM (or Ctrl-C) as a stop,
    SIGPIPE ignored. Returns the exit status: 0, or 2 for a bad descriptor. */
 ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc);
+/* One-shot diagnosis (alwaysup --check): one attempt at each URL with these
+   options, then what a client does (initialize, the tools, prompts and
+   resources lists, ping), a line per step with its time and, for a failure,
+   what to change, written to report. Never retries. Returns 0 when every URL
+   gave an MCP session, 1 when one did not, 2 for a bad descriptor. */
+ALWAYSUP_DEF int au_bridge_check(const au_bridge_desc *desc, FILE *report);
 
 #ifdef __cplusplus
 }
@@ -2984,6 +3005,8 @@ static int au__queue_full(const au_core *c) {
 static void au__send(au_core *c, const char *data, size_t len, au__req *r, au__msg *m) {
     au__act_ref(c, AU_ACT_SEND, data, len);
     if (!r) { if (m) au__retire(c, m); return; }
+    au__log(c, AU_LOG_DEBUG, "sent", "request %.*s (%s) sent, %lu bytes", (int)AU__MIN(r->id_len, 60), r->id, r->method,
+            (unsigned long)len);
     r->sent = 1;
     c->reqs.inflight++;
     if (r->flags & AU_METHOD_RESEND) {            /* keep it to re-send after a reconnect */
@@ -4030,6 +4053,8 @@ static void au__daemon_message(au_core *c, const char *p, size_t n, int binary) 
                 au__save_result(c, r.result);
             } else c->mcp.init_state = AU__INIT_NONE;
         }
+        au__log(c, AU_LOG_DEBUG, "answered", "%s to %.*s (%s) after %.3g s, %lu bytes", r.error.p ? "error" : "result",
+                (int)AU__MIN(q->id_len, 60), q->id, q->method, au__secs(c->now - q->t), (unsigned long)(n - lead));
         au__req_free(c, q);
     } else if (kind == AU_RPC_REQUEST) au__dreq_add(c, r.id);
     if (c->stdout_dead) return;
@@ -5504,8 +5529,8 @@ static int au__proxy_parse(au_url *u, const char *text, char *userinfo, size_t c
         snprintf(userinfo, cap, "%.*s", (int)(at - p), p);
         p = at + 1;
     }
-    n = strcspn(p, "/");
-    if (p[n] && strcmp(p + n, "/") != 0) return AU_EURL_PATH;   /* a proxy has no path */
+    n = strcspn(p, "/?");
+    if (p[n] && strcmp(p + n, "/") != 0) return AU_EURL_PATH;   /* a proxy has no path or query */
     if (n + 5 >= sizeof buf) return AU_EURL_HOST;
     snprintf(buf, sizeof buf, "ws://%.*s", (int)n, p);          /* host[:port] as in a ws:// URL */
     if (au_url_parse(u, buf, strlen(buf)) != AU_OK) return AU_EURL_HOST;
@@ -5552,7 +5577,8 @@ ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
     if (r == AU_OK && c->url.unix_socket) r = AU_EURL_UNIX;
 #endif
     if (r == AU_OK && desc->proxy && desc->proxy[0] && !c->url.unix_socket) {   /* CONNECT host:port, then TLS and the upgrade */
-        char userinfo[256], target[300], line[700], b64[AU_BASE64_LEN(256) + 1];
+        /* line holds the longest request: two targets, the agent, 340 bytes of Basic credentials */
+        char userinfo[256], target[300], line[2 * 300 + 160 + AU_BASE64_LEN(256)], b64[AU_BASE64_LEN(256) + 1];
         const char *cred = desc->proxy_auth && desc->proxy_auth[0] ? desc->proxy_auth : userinfo;
         int k;
         r = au__proxy_parse(&c->proxy_url, desc->proxy, userinfo, sizeof userinfo);
@@ -5565,6 +5591,7 @@ ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
             k += snprintf(line + k, sizeof line - (size_t)k, "Proxy-Authorization: Basic %s\r\n", b64);
         }
         k += snprintf(line + k, sizeof line - (size_t)k, "\r\n");
+        if (k < 0 || (size_t)k >= sizeof line) { memset(line, 0, sizeof line); au_client_free(c); return AU_EINVAL; }
         c->proxy_request = (char *)ALWAYSUP_REALLOC(NULL, (size_t)k + 1);
         if (!c->proxy_request) { au_client_free(c); return AU_ENOMEM; }
         memcpy(c->proxy_request, line, (size_t)k + 1);
@@ -5679,6 +5706,9 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     c->ended = 0;
     c->drained = 0;
     c->end_code = 0;
+    memset(c->reached, 0, sizeof c->reached);
+    c->reached[AU_CLIENT_IDLE] = now;
+    c->http_status = 0;
 #if !defined(_WIN32)
     if (c->url.unix_socket) { au__client_connect_unix(c, now); return; }
 #endif
@@ -5716,6 +5746,7 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
         au__client_end(c, AU_CLOSE_ABNORMAL);
         return;
     }
+    c->reached[AU_CLIENT_RESOLVING] = now;
     c->addrs = c->next_addr = res;
     au__client_try_next(c, now);
 }
@@ -5819,9 +5850,26 @@ static int au__client_start_tls(au_client *c, int64_t now, au_ws_msg *m) {
     c->tls_want = AU_POLLOUT;
     return au__client_tls_step(c, now, m);
 }
+/* The proxy's answer to CONNECT so far: head[0..len) with head[len] == 0,
+   as read one byte at a time. 0 while the head has not ended (no CRLFCRLF
+   before the first NUL); 1 when the status line is "HTTP/1.x 2xx" (then SP
+   or CRLF, RFC 9112 section 4), the tunnel is open; -1 for anything else,
+   with the status line made printable in why. Pure. */
+static int au__proxy_answer(const char *head, size_t len, char *why, size_t cap) {
+    const char *eol;
+    if (len < 4 || !strstr(head, "\r\n\r\n")) return 0;
+    eol = strstr(head, "\r\n");
+    if (eol - head >= 12 && strncmp(head, "HTTP/1.", 7) == 0 && head[7] >= '0' && head[7] <= '9' && head[8] == ' ' &&
+        head[9] == '2' && head[10] >= '0' && head[10] <= '9' && head[11] >= '0' && head[11] <= '9' &&
+        (head[12] == ' ' || head + 12 == eol))
+        return 1;
+    au__printable(why, cap, head, (size_t)(eol - head));
+    return -1;
+}
 /* HTTP CONNECT: the request out, the proxy's answer in; 200 opens the tunnel */
 static int au__client_proxy_step(au_client *c, int64_t now, int revents, au_ws_msg *m) {
     char why[200];
+    int r;
     why[0] = 0;
     while (c->proxy_sent < c->proxy_request_len) {
         long w = (long)send((au__socket)c->sock, c->proxy_request + c->proxy_sent, (au__iolen)(c->proxy_request_len - c->proxy_sent),
@@ -5837,7 +5885,6 @@ static int au__client_proxy_step(au_client *c, int64_t now, int revents, au_ws_m
     if (revents & (AU_POLLIN | AU_POLLERR)) {
         for (;;) {
             long n;
-            char *end;
             if (c->proxy_head_len + 1 >= sizeof c->proxy_head) {
                 snprintf(c->error, sizeof c->error, "the proxy %s sent an answer head over %lu bytes", c->peer,
                          (unsigned long)sizeof c->proxy_head);
@@ -5852,20 +5899,15 @@ static int au__client_proxy_step(au_client *c, int64_t now, int revents, au_ws_m
                 break;
             }
             c->proxy_head[++c->proxy_head_len] = 0;
-            if (c->proxy_head_len < 4 || !(end = strstr(c->proxy_head, "\r\n\r\n"))) continue;
-            {
-                int status = 0;
-                char *sp = strchr(c->proxy_head, ' '), *eol = strstr(c->proxy_head, "\r\n");
-                if (strncmp(c->proxy_head, "HTTP/1.", 7) == 0 && sp && sp < eol) status = atoi(sp + 1);
-                if (status >= 200 && status < 300) {
-                    c->last_rx = now;
-                    if (c->tlsb) return au__client_start_tls(c, now, m);
-                    return au__client_start_ws(c, now, m);
-                }
-                *eol = 0;
-                au__printable(why, sizeof why, c->proxy_head, strlen(c->proxy_head));
-                snprintf(c->error, sizeof c->error, "the proxy %s refused CONNECT: %.150s", c->peer, why);
+            r = au__proxy_answer(c->proxy_head, c->proxy_head_len, why, sizeof why);
+            if (r == 0) continue;
+            if (r > 0) {
+                c->last_rx = now;
+                c->reached[AU_CLIENT_PROXY] = now;
+                if (c->tlsb) return au__client_start_tls(c, now, m);
+                return au__client_start_ws(c, now, m);
             }
+            snprintf(c->error, sizeof c->error, "the proxy %s refused CONNECT: %.150s", c->peer, why);
             break;
         }
         au__client_end(c, AU_CLOSE_ABNORMAL);
@@ -5886,6 +5928,7 @@ static int au__client_tls_step(au_client *c, int64_t now, au_ws_msg *m) {
     if (r == AU_OK) {
         int64_t deadline = c->deadline;           /* one budget for TLS and the upgrade */
         c->tls_want = 0;
+        c->reached[AU_CLIENT_TLS] = now;
         r = au__client_start_ws(c, now, m);
         if (!r && c->state == AU_CLIENT_HANDSHAKE) c->deadline = deadline;
         return r;
@@ -5949,6 +5992,7 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
             au__client_end(c, AU_CLOSE_ABNORMAL);
             return au__client_emit_end(c, m);
         }
+        c->reached[AU_CLIENT_RESOLVING] = now;
         c->addrs = c->next_addr = res;
         au__client_try_next(c, now);
         return c->ended ? au__client_emit_end(c, m) : 0;
@@ -5963,6 +6007,7 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
             socklen_t el = sizeof err;
             char why[128];
             if (getsockopt((au__socket)c->sock, SOL_SOCKET, SO_ERROR, (char *)&err, &el) != 0) err = AU__SOCK_ERRNO();
+            if (err == 0) c->reached[AU_CLIENT_CONNECTING] = now;
             if (err == 0 && c->via_proxy) {            /* TCP to the proxy is up: ask it for a tunnel */
                 if (c->addrs) freeaddrinfo((struct addrinfo *)c->addrs);
                 c->addrs = c->next_addr = NULL;
@@ -6004,6 +6049,7 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
             case AU_WS_NOTHING: continue;
             case AU_WS_OPENED:
                 c->state = AU_CLIENT_OPEN;
+                c->reached[AU_CLIENT_HANDSHAKE] = now;
                 c->deadline = -1;
                 c->last_rx = now;
                 return 1;
@@ -6013,6 +6059,7 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
             case AU_WS_FAILURE:
                 snprintf(c->error, sizeof c->error, "%s", m->reason);
                 if (c->state == AU_CLIENT_HANDSHAKE) {     /* nothing to close politely */
+                    if (c->ws.hs.status != 101) c->http_status = c->ws.hs.status;
                     au__client_end(c, AU_CLOSE_ABNORMAL);
                     return au__client_emit_end(c, m);
                 }
@@ -6156,9 +6203,25 @@ static long au__fd_write(au_socket_t fd, const void *buf, size_t n) { return (lo
 #define AU__BACKLOG ((size_t)8 << 20)    /* unsent bytes that pause the reading side */
 #define AU__EMIT_BATCH ((size_t)64 << 10)   /* messages this big are written from where they lie */
 
-static void au__log_line(au_bridge *b, int level, const char *msg, size_t len) {
+#define AU__LOG_MAX_SIZE ((uint64_t)10 << 20)
+/* the log file moves to FILE.1 once it is full: two files at most, ever */
+static void au__log_rotate(au_bridge *b) {
+    char older[1040];
+    FILE *f;
+    snprintf(older, sizeof older, "%s.1", b->d.log_file);
+    fclose((FILE *)b->log_file);
+    remove(older);                                  /* rename does not replace a file on Windows */
+    rename(b->d.log_file, older);
+    f = fopen(b->d.log_file, "a");
+    b->log_file = f;
+    b->log_size = 0;
+    if (f && fseek(f, 0, SEEK_END) == 0 && ftell(f) > 0) b->log_size = (uint64_t)ftell(f);   /* the rename failed */
+}
+static void au__log_line(au_bridge *b, int level, const char *event, const char *msg, size_t len) {
     static const char *const names[5] = { "", "error", "warn", "info", "debug" };
     char line[900], ts[64];
+    const char *out = line;
+    size_t n;
     if (level < AU_LOG_ERROR || level > AU_LOG_DEBUG || level > b->d.log_level) return;
     if (b->d.log) {
         char text[800];
@@ -6180,19 +6243,45 @@ static void au__log_line(au_bridge *b, int level, const char *msg, size_t len) {
                  tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now.tv_nsec / 1000000));
 #endif
     }
-    snprintf(line, sizeof line, "%s alwaysup %s: %.*s\n", ts, names[level], (int)AU__MIN(len, (size_t)800), msg);
-    if (!b->d.log) { fputs(line, stderr); fflush(stderr); }   /* the Windows CRT buffers a redirected stderr */
-    if (b->log_file) { fputs(line, (FILE *)b->log_file); fflush((FILE *)b->log_file); }
+    if (b->d.log_format == AU_LOG_JSON) {           /* for log collectors: one object per line */
+        au__buf *o = &b->log_buf;
+        o->len = 0;
+        au__buf_append(o, AU__LIT("{\"time\":\""));
+        au__buf_append(o, ts, strlen(ts));
+        au__buf_append(o, AU__LIT("\",\"level\":\""));
+        au__buf_append(o, names[level], strlen(names[level]));
+        au__buf_append(o, AU__LIT("\",\"event\":\""));
+        au__buf_append(o, event, strlen(event));
+        au__buf_append(o, AU__LIT("\",\"daemon\":\""));
+        au__json_escape(o, b->safe_url, strlen(b->safe_url));
+        au__buf_append(o, AU__LIT("\",\"message\":\""));
+        au__json_escape(o, msg, len);
+        au__buf_append(o, AU__LIT("\"}\n"));
+        if (o->len < 2 || o->p[o->len - 1] != '\n') return;   /* out of memory: no half a line */
+        out = (const char *)o->p;
+        n = o->len;
+    } else {
+        int w = snprintf(line, sizeof line, "%s alwaysup %s: %.*s\n", ts, names[level], (int)AU__MIN(len, (size_t)800), msg);
+        n = w < 0 ? 0 : AU__MIN((size_t)w, sizeof line - 1);
+    }
+    if (!b->d.log) { fwrite(out, 1, n, stderr); fflush(stderr); }   /* the Windows CRT buffers a redirected stderr */
+    if (b->log_file && b->log_size > 0 && b->log_size + n > (b->d.log_max_size ? b->d.log_max_size : AU__LOG_MAX_SIZE))
+        au__log_rotate(b);
+    if (b->log_file) {
+        fwrite(out, 1, n, (FILE *)b->log_file);
+        fflush((FILE *)b->log_file);
+        b->log_size += n;
+    }
 }
-static void au__blog(au_bridge *b, int level, const char *fmt, ...) AU__PRINTF(3, 4);
-static void au__blog(au_bridge *b, int level, const char *fmt, ...) {
+static void au__blog(au_bridge *b, int level, const char *event, const char *fmt, ...) AU__PRINTF(4, 5);
+static void au__blog(au_bridge *b, int level, const char *event, const char *fmt, ...) {
     char msg[768];
     int n;
     va_list ap;
     va_start(ap, fmt);
     n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (n > 0) au__log_line(b, level, msg, AU__MIN((size_t)n, sizeof msg - 1));
+    if (n > 0) au__log_line(b, level, event, msg, AU__MIN((size_t)n, sizeof msg - 1));
 }
 
 /* ---- stdout: only whole JSON-RPC lines ever go there ---- */
@@ -6337,7 +6426,7 @@ static void au__send_daemon(au_bridge *b, const char *data, size_t len) {
         b->lines.clear = 0;
     } else sent = au_client_send(&b->client, AU_OP_TEXT, data, len);
     /* the connection ended under us: the DISCONNECTED event follows */
-    if (sent != AU_OK) au__blog(b, AU_LOG_DEBUG, "send failed: the connection is going down");
+    if (sent != AU_OK) au__blog(b, AU_LOG_DEBUG, "send_failed", "send failed: the connection is going down");
 }
 static void au__actions(au_bridge *b) {
     au_action a;
@@ -6349,17 +6438,17 @@ static void au__actions(au_bridge *b) {
             case AU_ACT_PING: au_client_send(&b->client, AU_OP_PING, a.data, a.len); break;
             case AU_ACT_CONNECT:
                 if (b->proxy_shown[0] && !b->proxy_logged) {
-                    au__blog(b, AU_LOG_INFO, "connecting to %s via proxy %s", b->safe_url, b->proxy_shown);
+                    au__blog(b, AU_LOG_INFO, "via_proxy", "connecting to %s via proxy %s", b->safe_url, b->proxy_shown);
                     b->proxy_logged = 1;
                 }
                 if (b->client.tlsb && b->d.tls.insecure)
-                    au__blog(b, AU_LOG_WARN, "TLS verification is off (insecure): the daemon's certificate and name are not checked");
+                    au__blog(b, AU_LOG_WARN, "insecure", "TLS verification is off (insecure): the daemon's certificate and name are not checked");
                 au_client_connect(&b->client, b->now);
                 break;
             case AU_ACT_CLOSE: au_client_close(&b->client, a.code, NULL, b->now); break;
             case AU_ACT_DROP: au__own_output(b); au_client_drop(&b->client); break;
             case AU_ACT_SAVE: au__state_save(b, a.data, a.len); break;
-            case AU_ACT_LOG: au__log_line(b, a.level, a.data, a.len); break;
+            case AU_ACT_LOG: au__log_line(b, a.level, a.event ? a.event : "core", a.data, a.len); break;
             default: break;
             }
         }
@@ -6449,7 +6538,7 @@ static void au__pump_client(au_bridge *b, int revents) {
         case AU_WS_FAILURE:
         case AU_WS_PEER_CLOSED: {
             char why[256];
-            au__blog(b, AU_LOG_DEBUG, "%s", m.reason);
+            au__blog(b, AU_LOG_DEBUG, "ws_failure", "%s", m.reason);
             snprintf(why, sizeof why, "%s", b->client.error);
             au__own_output(b);
             au_client_drop(&b->client);
@@ -6461,8 +6550,8 @@ static void au__pump_client(au_bridge *b, int revents) {
             if (!b->opened && b->num_urls > 1 && !au_core_finished(&b->core)) {   /* a failed attempt: the next daemon */
                 au__actions(b);                           /* its log lines name the URL that failed */
                 int next = (b->url_at + 1) % b->num_urls;
-                if (au__bridge_client(b, next) == AU_OK) au__blog(b, AU_LOG_INFO, "trying the next daemon URL: %s", b->safe_url);
-                else au__blog(b, AU_LOG_ERROR, "cannot use the next daemon URL: %s", b->error);
+                if (au__bridge_client(b, next) == AU_OK) au__blog(b, AU_LOG_INFO, "next_url", "trying the next daemon URL: %s", b->safe_url);
+                else au__blog(b, AU_LOG_ERROR, "bad_url", "cannot use the next daemon URL: %s", b->error);
             }
             b->opened = 0;
             break;
@@ -6666,6 +6755,8 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
     if (!b->ibuf) { snprintf(b->error, sizeof b->error, "out of memory"); au_bridge_free(b); return AU_ENOMEM; }
     if (b->d.log_file && b->d.log_file[0]) {
         b->log_file = fopen(b->d.log_file, "a");
+        if (b->log_file && fseek((FILE *)b->log_file, 0, SEEK_END) == 0 && ftell((FILE *)b->log_file) > 0)
+            b->log_size = (uint64_t)ftell((FILE *)b->log_file);
         if (!b->log_file) {
             snprintf(b->error, sizeof b->error, "cannot open log file '%s': %s", b->d.log_file, strerror(errno));
             au_bridge_free(b);
@@ -6689,7 +6780,7 @@ ALWAYSUP_DEF int au_bridge_init(au_bridge *b, const au_bridge_desc *desc) {
 #  endif
 #endif
     if (desc->num_headers > 0 && !au__host_is_loopback(b->client.url.host))
-        au__blog(b, AU_LOG_WARN, "%d header%s will be sent over plain ws:// to %s, which is not a loopback address: anyone "
+        au__blog(b, AU_LOG_WARN, "plain_headers", "%d header%s will be sent over plain ws:// to %s, which is not a loopback address: anyone "
                  "on the network path can read them; keep ws:// on loopback or put a TLS proxy in front",
                  desc->num_headers, desc->num_headers == 1 ? "" : "s", b->client.url.host);
     return AU_OK;
@@ -6775,6 +6866,7 @@ ALWAYSUP_DEF void au_bridge_free(au_bridge *b) {
     b->ibuf = NULL;
     if (b->log_file) fclose((FILE *)b->log_file);
     b->log_file = NULL;
+    au__buf_free(&b->log_buf);
 #if !defined(_WIN32)
     if (b->in_flags >= 0) fcntl(b->d.in_fd, F_SETFL, b->in_flags);
     if (b->out_flags >= 0) fcntl(b->d.out_fd, F_SETFL, b->out_flags);
@@ -6934,7 +7026,7 @@ ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc) {
             int n = au_bridge_pollfds(b, fds, 4), timeout = au_bridge_timeout(b);
             if (wake != AU_INVALID_SOCKET) { fds[n].fd = wake; fds[n].events = AU_POLLIN; fds[n].revents = 0; }
             if (au_poll(fds, n + (wake != AU_INVALID_SOCKET), timeout) < 0 && !AU__INTERRUPTED(AU__SOCK_ERRNO())) {
-                au__blog(b, AU_LOG_ERROR, "poll failed (error %d)", AU__SOCK_ERRNO());
+                au__blog(b, AU_LOG_ERROR, "poll_failed", "poll failed (error %d)", AU__SOCK_ERRNO());
                 break;
             }
             if (wake != AU_INVALID_SOCKET && fds[n].revents) {   /* SIGINT/SIGTERM or Ctrl-C */
@@ -6968,6 +7060,481 @@ ALWAYSUP_DEF int au_bridge_run(const au_bridge_desc *desc) {
     if (sp[0] >= 0) { close(sp[0]); close(sp[1]); }
 #endif
     return code;
+}
+
+/* ---- au_bridge_check: one attempt, reported step by step ---- */
+enum { AU__CK_LINK, AU__CK_SESSION, AU__CK_INIT, AU__CK_LIST, AU__CK_PING, AU__CK_DONE };
+typedef struct au__check {
+    FILE *out;
+    au_bridge *b;
+    au_socket_t in_w, out_r;                   /* our ends of the bridge's stdin and stdout */
+    int phase, failed, shown, list_at, pages;
+    int64_t t0, step_at, deadline, first_attempt;
+    unsigned caps;                             /* 1 tools, 2 prompts, 4 resources: what initialize offered */
+    long count;
+    char names[240];                           /* the first few of the list, for the report */
+    au__buf rx;                                /* what the bridge wrote to its stdout, not yet a whole line */
+    au__buf early;                             /* an answer that came before its step */
+    char warn[4][240];                         /* warnings the bridge logged, shown as notes */
+    int nwarn;
+} au__check;
+static const char *const au__ck_lists[3] = { "tools", "prompts", "resources" };
+
+/* a connected pair standing in for the client's stdin or stdout */
+#if defined(_WIN32)
+static int au__ck_pair(au_socket_t sv[2]) {
+    SOCKET s[2];
+    if (au__socket_pair(s) != 0) return -1;
+    sv[0] = (au_socket_t)s[0];
+    sv[1] = (au_socket_t)s[1];
+    return 0;
+}
+static void au__ck_close(au_socket_t s) { closesocket((SOCKET)s); }
+#else
+static int au__ck_pair(au_socket_t sv[2]) { return socketpair(AF_UNIX, SOCK_STREAM, 0, sv); }
+static void au__ck_close(au_socket_t s) { close(s); }
+#endif
+static void au__ck_log(void *user, int level, const char *message) {
+    au__check *k = (au__check *)user;
+    if (level > AU_LOG_WARN || k->nwarn >= 4) return;
+    snprintf(k->warn[k->nwarn++], sizeof k->warn[0], "%s", message);
+}
+static void au__ck_line(au__check *k, const char *status, const char *step, int64_t ms, const char *fmt, ...) AU__PRINTF(5, 6);
+static void au__ck_line(au__check *k, const char *status, const char *step, int64_t ms, const char *fmt, ...) {
+    char what[600], t[32];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (ms < 0) t[0] = 0;
+    else if (ms == 0) snprintf(t, sizeof t, "<1 ms");
+    else snprintf(t, sizeof t, "%ld ms", (long)ms);
+    fprintf(k->out, "  %-5s %-14s %8s  %s\n", status, step, t, what);
+}
+static void au__ck_advice(au__check *k, const char *text) { fprintf(k->out, "        fix: %s\n", text); }
+static void au__ck_send(au__check *k, const char *line) {
+    size_t n = strlen(line), off = 0;
+    while (off < n) {                          /* a few hundred bytes into an empty socket: never waits long */
+        long w = au__fd_write(k->in_w, line + off, n - off);
+        if (w > 0) off += (size_t)w;
+        else if (w < 0 && (AU__INTERRUPTED(AU__FD_ERRNO()) || AU__WOULD_BLOCK(AU__FD_ERRNO()))) { au_pollfd p = { 0, AU_POLLOUT, 0 }; p.fd = k->in_w; au_poll(&p, 1, 100); }
+        else return;
+    }
+}
+static void au__ck_fail(au__check *k, const char *step, const char *why) {
+    k->failed = 1;
+    k->phase = AU__CK_DONE;
+    au__ck_line(k, "FAIL", step, k->b->now - k->step_at, "%s", why);
+}
+
+/* what to change, for an attempt that ended before the WebSocket was open */
+static void au__ck_link_advice(au__check *k, int step) {
+    const au_client *c = &k->b->client;
+    const char *e = c->error;
+    char text[400];
+    int st = c->http_status;
+    if (step == AU_CLIENT_RESOLVING)
+        au__ck_advice(k, "the host name does not resolve: check its spelling, /etc/hosts, or the Docker network the daemon is on");
+    else if (step == AU_CLIENT_CONNECTING) {
+        if (strstr(e, "refused")) au__ck_advice(k, "connection refused: is the daemon running on that port? (docker ps, ss -ltn)");
+        else if (strstr(e, "timed out"))
+            au__ck_advice(k, "no answer to the TCP connect: a firewall, a wrong address, or a host that is down; raise "
+                             "--connect-timeout for a slow network");
+        else if (c->url.unix_socket)
+            au__ck_advice(k, "cannot open the Unix socket: does the path exist, and may this user write to it?");
+        else au__ck_advice(k, "the daemon's address cannot be reached: check the host and port");
+    } else if (step == AU_CLIENT_PROXY)
+        au__ck_advice(k, strstr(e, "407") ? "the proxy wants credentials: put user:password in a variable and pass --proxy-user-env VAR"
+                                          : "the proxy would not open a tunnel: check --proxy (or HTTPS_PROXY/NO_PROXY) and that "
+                                            "the proxy allows CONNECT to this port");
+    else if (step == AU_CLIENT_TLS) {
+        if (strstr(e, "certificate") && (strstr(e, "expired") || strstr(e, "not yet valid")))
+            au__ck_advice(k, "the daemon's certificate is out of date: renew it (alwaysup picks the new one up on its own)");
+        else if (strstr(e, "mismatch") || strstr(e, "hostname") || strstr(e, "IP address"))
+            au__ck_advice(k, "the certificate is for another name: connect by a name the certificate lists");
+        else if (strstr(e, "certificate"))
+            au__ck_advice(k, "the certificate is not signed by a CA this machine trusts: give the daemon's CA with --ca-file "
+                             "(--insecure skips every check, for tests only)");
+        else if (strstr(e, "wrong version") || strstr(e, "packet length") || strstr(e, "record") || strstr(e, "closed"))
+            au__ck_advice(k, "the port did not answer TLS: if the daemon serves plain WebSocket, use ws:// instead of wss://");
+        else au__ck_advice(k, "the TLS handshake failed: check the daemon's TLS set-up (protocol TLS 1.2 or newer)");
+    } else if (st == 401 || st == 403) {
+        if (k->b->d.num_headers > 0)
+            snprintf(text, sizeof text, "HTTP %d: the daemon did not accept the credentials sent: check the value given "
+                     "with -H or --header-env (and that the variable holds it)", st);
+        else snprintf(text, sizeof text, "HTTP %d: the daemon wants credentials: add -H 'Authorization: Bearer ...' or "
+                      "--header-env Authorization=VAR (a variable that holds the value)", st);
+        au__ck_advice(k, text);
+    } else if (st == 404)
+        au__ck_advice(k, "HTTP 404: nothing serves WebSocket at that path: check the URL's path (/, /ws, /mcp ...)");
+    else if (st == 502 || st == 503 || st == 504) {
+        snprintf(text, sizeof text, "HTTP %d from a proxy in front of the daemon: the daemon behind it is down or starting "
+                 "(a normal run keeps retrying until it is back)", st);
+        au__ck_advice(k, text);
+    } else if (st == 400 && k->b->num_protos > 0) {
+        snprintf(text, sizeof text, "the daemon refused the upgrade, perhaps the subprotocol '%s' it was offered: try "
+                 "--subprotocol ''", k->b->protos[0]);
+        au__ck_advice(k, text);
+    } else if (strstr(e, "subprotocol"))
+        au__ck_advice(k, "the daemon chose a subprotocol that was not offered: offer that one with --subprotocol NAME");
+    else if (st == 426 || st == 400)
+        au__ck_advice(k, c->url.tls ? "the server refused the WebSocket upgrade: check the URL's path"
+                                    : "the server refused the WebSocket upgrade: if the daemon serves TLS, use wss://");
+    else if (st) au__ck_advice(k, "the server answered with a plain HTTP status: is this the daemon's WebSocket URL?");
+    else if (strstr(e, "within"))
+        au__ck_advice(k, "no answer to the upgrade: is this port a WebSocket server (not a TLS port reached with ws://, or "
+                         "a database)? A slow daemon: raise --handshake-timeout");
+    else au__ck_advice(k, "the WebSocket upgrade failed: is this the daemon's WebSocket URL?");
+}
+/* the connection steps reached since the last look, printed in order */
+static int au__ck_link(au__check *k) {
+    static const char *const names[5] = { "resolve", "connect", "proxy CONNECT", "TLS handshake", "upgrade" };
+    const au_client *c = &k->b->client;
+    int s;
+    if (!c->reached[AU_CLIENT_IDLE]) return 0;
+    if (!k->first_attempt) k->first_attempt = c->reached[AU_CLIENT_IDLE];
+    for (s = k->shown + 1; s <= AU_CLIENT_HANDSHAKE; s++) {
+        char what[300];
+        if ((s == AU_CLIENT_RESOLVING && c->url.unix_socket) || (s == AU_CLIENT_PROXY && !c->via_proxy) || (s == AU_CLIENT_TLS && !c->tlsb)) {
+            k->shown = s;
+            continue;
+        }
+        if (!c->reached[s] || c->reached[AU_CLIENT_IDLE] != k->first_attempt) break;
+        if (s == AU_CLIENT_RESOLVING) snprintf(what, sizeof what, "%s", c->via_proxy ? c->proxy_url.host : c->url.host);
+        else if (s == AU_CLIENT_CONNECTING) snprintf(what, sizeof what, "%s%s", c->peer, c->via_proxy ? " (the proxy)" : "");
+        else if (s == AU_CLIENT_PROXY) snprintf(what, sizeof what, "tunnel to %s:%u open", c->url.host, (unsigned)c->url.port);
+        else if (s == AU_CLIENT_TLS)
+            snprintf(what, sizeof what, "%s, %s", c->tlsb->name, k->b->d.tls.insecure ? "NOT VERIFIED (--insecure)" : "certificate and name verified");
+        else snprintf(what, sizeof what, "101 Switching Protocols, %s%s", c->ws.subprotocol[0] ? "subprotocol " : "no subprotocol",
+                      c->ws.subprotocol);
+        au__ck_line(k, "ok", names[s - 1], c->reached[s] - k->step_at, "%s", what);
+        k->step_at = c->reached[s];
+        k->shown = s;
+    }
+    if (c->state == AU_CLIENT_OPEN) return 0;
+    if (c->state == AU_CLIENT_IDLE || c->reached[AU_CLIENT_IDLE] != k->first_attempt) {   /* the attempt is over */
+        s = k->shown + 1;
+        while ((s == AU_CLIENT_RESOLVING && c->url.unix_socket) || (s == AU_CLIENT_PROXY && !c->via_proxy) || (s == AU_CLIENT_TLS && !c->tlsb)) s++;
+        if (s > AU_CLIENT_HANDSHAKE) s = AU_CLIENT_HANDSHAKE;
+        au__ck_fail(k, names[s - 1], c->error[0] ? c->error : k->b->core.conn.last_error);
+        au__ck_link_advice(k, s);
+        return 1;
+    }
+    return 0;
+}
+
+static void au__ck_text(char *dst, size_t cap, au_tok t) {     /* a JSON string's text, printable */
+    if (t.p && t.len >= 2 && t.p[0] == '"') au__printable(dst, cap, t.p + 1, t.len - 2);
+    else au__printable(dst, cap, t.p ? t.p : "", t.p ? t.len : 0);
+}
+/* how many elements a JSON array token holds; the first names go to k->names */
+static long au__ck_count(au__check *k, au_tok arr) {
+    const char *p = arr.p, *end = arr.p + arr.len;
+    long n = 0;
+    if (!p || arr.len < 2 || *p != '[') return -1;
+    p = au__json_ws(p + 1, end);
+    while (p < end && *p != ']') {
+        au_tok item, name;
+        size_t at = strlen(k->names);
+        item.p = p;
+        p = au__json_skip(p, end);
+        item.len = (size_t)(p - item.p);
+        name.p = NULL;
+        if (at < sizeof k->names - 80 && (au__json_get(item, "name", &name) || au__json_get(item, "uri", &name)) && name.p[0] == '"') {
+            char one[64];
+            au__ck_text(one, sizeof one, name);
+            snprintf(k->names + at, sizeof k->names - at, "%s%s", at ? ", " : "", one);
+        } else if (at && at < sizeof k->names - 4 && !strstr(k->names, "...")) strcat(k->names, ", ...");
+        n++;
+        p = au__json_ws(p, end);
+        if (p < end && *p == ',') p = au__json_ws(p + 1, end);
+    }
+    return n;
+}
+static void au__ck_next(au__check *k);
+static void au__ck_request(au__check *k, int id, const char *method, const char *params) {
+    char line[900];
+    snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"%s\"%s%s}\n", id, method, params ? ",\"params\":" : "",
+             params ? params : "");
+    au__ck_send(k, line);
+    k->step_at = k->b->now;
+    k->deadline = k->b->now + au__ms(k->b->d.handshake_timeout > 0 ? k->b->d.handshake_timeout : 10);
+}
+/* an error member as "CODE message" */
+static void au__ck_error(char *dst, size_t cap, au_tok err) {
+    au_tok code, msg;
+    char m[300];
+    code.p = msg.p = NULL;
+    au__json_get(err, "code", &code);
+    au__json_get(err, "message", &msg);
+    au__ck_text(m, sizeof m, msg);
+    snprintf(dst, cap, "error %.*s: %s", code.p ? (int)AU__MIN(code.len, 12) : 1, code.p ? code.p : "?", m);
+}
+static void au__ck_initialized(au__check *k, au_tok result) {
+    au_tok info, name, version, pv, caps, v;
+    char n[100], ver[60], p[40], list[200];
+    size_t i;
+    info.p = name.p = version.p = pv.p = caps.p = NULL;
+    au__json_get(result, "serverInfo", &info);
+    if (info.p) { au__json_get(info, "name", &name); au__json_get(info, "version", &version); }
+    au__json_get(result, "protocolVersion", &pv);
+    au__json_get(result, "capabilities", &caps);
+    au__ck_text(n, sizeof n, name);
+    au__ck_text(ver, sizeof ver, version);
+    au__ck_text(p, sizeof p, pv);
+    list[0] = 0;
+    for (i = 0; caps.p && i < 5; i++) {
+        static const char *const names[5] = { "tools", "prompts", "resources", "logging", "completions" };
+        if (!au__json_get(caps, names[i], &v)) continue;
+        if (i < 3) k->caps |= 1u << i;
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "", names[i]);
+    }
+    if (k->b->d.daemon_protocol == AU_DIALECT_EXAI) k->caps |= 1;   /* answered here; the tools come from the daemon */
+    au__ck_line(k, "ok", "initialize", k->b->now - k->step_at, "server %s %s, protocol %s, offers %s%s", n[0] ? n : "(no name)", ver,
+                p[0] ? p : "?", list[0] ? list : "nothing", k->b->d.daemon_protocol == AU_DIALECT_EXAI ? " (answered by alwaysup for the EX-AI daemon)" : "");
+    au__ck_send(k, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n");
+    k->phase = AU__CK_LIST;
+    k->list_at = -1;
+    au__ck_next(k);
+}
+/* the next list the server offers, else the ping */
+static void au__ck_next(au__check *k) {
+    char method[40];
+    while (++k->list_at < 3 && !(k->caps & (1u << k->list_at))) {
+        snprintf(method, sizeof method, "%s/list", au__ck_lists[k->list_at]);
+        au__ck_line(k, "-", method, -1, "not offered by the server");
+    }
+    if (k->list_at >= 3) {
+        k->phase = AU__CK_PING;
+        au__ck_request(k, 9, "ping", NULL);
+        return;
+    }
+    k->count = 0;
+    k->pages = 0;
+    k->names[0] = 0;
+    snprintf(method, sizeof method, "%s/list", au__ck_lists[k->list_at]);
+    au__ck_request(k, 2 + k->list_at, method, NULL);
+}
+static void au__ck_response(au__check *k, const au_jsonrpc *j) {
+    long id = j->id.p && j->id.len < 8 ? strtol(j->id.p, NULL, 10) : -1;
+    char why[400];
+    if (j->error.p) au__ck_error(why, sizeof why, j->error);
+    if (k->phase == AU__CK_INIT && id == 1) {
+        if (j->error.p) {
+            au__ck_fail(k, "initialize", why);
+            au__ck_advice(k, strstr(why, "already") ? "the daemon holds another client's session (a single-session server): "
+                                                      "close that client or restart the daemon"
+                                                    : "the daemon refused initialize: its message above says why");
+        } else au__ck_initialized(k, j->result);
+    } else if (k->phase == AU__CK_LIST && id == 2 + k->list_at) {
+        au_tok arr, next;
+        char method[40];
+        long n;
+        snprintf(method, sizeof method, "%s/list", au__ck_lists[k->list_at]);
+        if (j->error.p) { au__ck_line(k, "warn", method, k->b->now - k->step_at, "%s", why); au__ck_next(k); return; }
+        arr.p = next.p = NULL;
+        au__json_get(j->result, au__ck_lists[k->list_at], &arr);
+        if ((n = au__ck_count(k, arr)) < 0) {
+            au__ck_line(k, "warn", method, k->b->now - k->step_at, "the answer has no %s array", au__ck_lists[k->list_at]);
+            au__ck_next(k);
+            return;
+        }
+        k->count += n;
+        k->pages++;
+        if (au__json_get(j->result, "nextCursor", &next) && next.p[0] == '"' && next.len < 500 && k->pages < 100) {
+            char params[600];
+            snprintf(params, sizeof params, "{\"cursor\":%.*s}", (int)next.len, next.p);
+            au__ck_request(k, 2 + k->list_at, method, params);    /* step_at restarts: the time shown is the last page's */
+            return;
+        }
+        au__ck_line(k, "ok", method, k->b->now - k->step_at, "%ld %.*s%s%s%s", k->count,
+                    (int)strlen(au__ck_lists[k->list_at]) - (k->count == 1), au__ck_lists[k->list_at], k->names[0] ? ": " : "", k->names,
+                    k->pages > 1 ? " (in pages)" : "");
+        au__ck_next(k);
+    } else if (k->phase == AU__CK_PING && id == 9) {
+        if (j->error.p) au__ck_line(k, "warn", "ping", k->b->now - k->step_at, "%s", why);
+        else au__ck_line(k, "ok", "ping", k->b->now - k->step_at, "answered%s",
+                         k->b->d.daemon_protocol == AU_DIALECT_EXAI ? " (by alwaysup: the EX-AI protocol has no ping)" : "");
+        k->phase = AU__CK_DONE;
+    }
+}
+/* the bridge's stdout: whole lines only */
+static void au__ck_read(au__check *k) {
+    char buf[65536];
+    long n;
+    size_t start = 0, i;
+    while ((n = au__fd_read(k->out_r, buf, sizeof buf)) > 0) au__buf_append(&k->rx, buf, (size_t)n);
+    for (i = 0; i < k->rx.len; i++) {
+        au_jsonrpc j;
+        const char *line = (const char *)k->rx.p + start;
+        if (k->rx.p[i] != '\n') continue;
+        if (au_jsonrpc_scan(line, i - start, &j) == AU_RPC_RESPONSE && k->phase < AU__CK_INIT) {
+            au__buf_clear(&k->early);                     /* answered before the daemon was there: kept for its turn */
+            au__buf_append(&k->early, line, i + 1 - start);
+        } else if (j.kind == AU_RPC_RESPONSE && k->phase != AU__CK_DONE) au__ck_response(k, &j);
+        else if (j.kind == AU_RPC_REQUEST) {              /* sampling, roots...: a clear no, so nothing waits on us */
+            char answer[300];
+            snprintf(answer, sizeof answer, "{\"jsonrpc\":\"2.0\",\"id\":%.*s,\"error\":{\"code\":-32601,\"message\":\"alwaysup --check "
+                     "answers no requests\"}}\n", (int)AU__MIN(j.id.len, 200), j.id.p);
+            au__ck_send(k, answer);
+        }
+        start = i + 1;
+    }
+    if (start) {
+        memmove(k->rx.p, k->rx.p + start, k->rx.len - start);
+        k->rx.len -= start;
+    }
+}
+
+static int au__ck_one(au__check *k, const au_bridge_desc *user, const char *url) {
+    au_bridge_desc d = *user;
+    au_bridge *b = k->b;
+    au_socket_t in[2], out[2];
+    int64_t give_up;
+    char safe[300];
+    d.url = url;
+    d.more_urls = NULL;
+    d.num_more_urls = 0;
+    d.state_dir = "";                      /* no remembered session: only the daemon may answer */
+    d.init_grace = -1;
+    d.queue_timeout = 1e6;                 /* our own deadlines end each step */
+    d.log = au__ck_log;
+    d.log_user = k;
+    d.log_file = NULL;
+    if (au__ck_pair(in) != 0) return 2;
+    if (au__ck_pair(out) != 0) { au__ck_close(in[0]); au__ck_close(in[1]); return 2; }
+    d.in_fd = in[0];
+    d.out_fd = out[1];
+    k->in_w = in[1];
+    k->out_r = out[0];
+    au__sock_nonblock((au__socket)k->out_r);
+    if (au_bridge_init(b, &d) != AU_OK) {
+        fprintf(k->out, "alwaysup --check: %s\n", b->error);
+        au__ck_close(in[0]); au__ck_close(in[1]); au__ck_close(out[0]); au__ck_close(out[1]);
+        return 2;
+    }
+    snprintf(safe, sizeof safe, "%s", b->safe_url);
+    fprintf(k->out, "alwaysup --check %s%s%s\n", safe, b->proxy_shown[0] ? " via proxy " : "", b->proxy_shown);
+    k->phase = AU__CK_LINK;
+    k->t0 = k->step_at = b->now = au_now_ms();
+    give_up = k->t0 + 2 * au__ms((b->d.connect_timeout > 0 ? b->d.connect_timeout : 5) + (b->d.handshake_timeout > 0 ? b->d.handshake_timeout : 10)) + 5000;
+    k->deadline = -1;
+    /* what a client sends first; the bridge holds it until the daemon is there */
+    au__ck_send(k, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
+                   "\"clientInfo\":{\"name\":\"alwaysup-check\",\"version\":\"" ALWAYSUP_VERSION_STRING "\"}}}\n");
+    while (k->phase != AU__CK_DONE) {
+        au_pollfd fds[5];
+        int n = au_bridge_pollfds(b, fds, 4), t = au_bridge_timeout(b);
+        int64_t now = au_now_ms(), until = k->deadline >= 0 ? k->deadline : give_up;
+        if (until - now < (int64_t)t || t < 0) t = until > now ? (int)AU__MIN(until - now, (int64_t)0x7FFFFFFF) : 0;
+        fds[n].fd = k->out_r; fds[n].events = AU_POLLIN; fds[n].revents = 0;
+        au_poll(fds, n + 1, t);
+        if (!au_bridge_step(b, fds, n)) { au__ck_fail(k, "session", "the bridge stopped"); break; }
+        au__ck_read(k);
+        if (k->phase == AU__CK_DONE) break;
+        if (k->phase == AU__CK_LINK && au__ck_link(k)) break;
+        if (k->phase == AU__CK_LINK && b->client.state == AU_CLIENT_OPEN) { k->phase = AU__CK_SESSION; k->step_at = b->now; }
+        if (k->phase == AU__CK_SESSION && au_core_connected(&b->core)) {
+            if (b->d.hello || b->d.daemon_protocol == AU_DIALECT_EXAI)
+                au__ck_line(k, "ok", "hello", b->now - k->step_at, "answered%s", b->d.daemon_protocol == AU_DIALECT_EXAI ? " (EX-AI hello with the token)" : "");
+            k->phase = AU__CK_INIT;
+            k->step_at = b->now;
+            k->deadline = b->now + au__ms(b->d.handshake_timeout > 0 ? b->d.handshake_timeout : 10);
+            if (k->early.len) {                /* the answer came first */
+                au_jsonrpc j;
+                if (au_jsonrpc_scan((const char *)k->early.p, k->early.len - 1, &j) == AU_RPC_RESPONSE) au__ck_response(k, &j);
+                au__buf_clear(&k->early);
+            }
+            au__ck_read(k);
+            continue;
+        }
+        if (k->phase >= AU__CK_SESSION && k->phase != AU__CK_DONE && b->client.state != AU_CLIENT_OPEN) {
+            int hello = k->phase == AU__CK_SESSION && (b->d.hello || b->d.daemon_protocol == AU_DIALECT_EXAI);
+            const char *step = hello ? "hello" : k->phase == AU__CK_SESSION ? "session" : k->phase == AU__CK_INIT ? "initialize"
+                             : k->phase == AU__CK_PING ? "ping" : au__ck_lists[k->list_at];
+            au__ck_fail(k, step, b->core.conn.last_error[0] ? b->core.conn.last_error : b->client.error);
+            if (hello)
+                au__ck_advice(k, b->d.daemon_protocol == AU_DIALECT_EXAI ? "the daemon refused the hello: check the token (EXAI_WS_TOKEN or --token-env)"
+                                                                     : "the daemon refused the hello: check --hello");
+            else if (strstr(k->b->core.conn.last_error, "hello") && b->d.daemon_protocol != AU_DIALECT_EXAI)
+                au__ck_advice(k, "the daemon wants a hello first: for the EX-AI daemon add --daemon-protocol exai, else give it with --hello");
+            else au__ck_advice(k, "the daemon closed the connection: its own log says why (a crash at start, or a protocol it does not speak)");
+            break;
+        }
+        now = au_now_ms();
+        if (k->deadline >= 0 && now >= k->deadline) {
+            char why[200];
+            double s = b->d.handshake_timeout > 0 ? b->d.handshake_timeout : 10;
+            b->now = now;
+            if (k->phase == AU__CK_SESSION) {
+                snprintf(why, sizeof why, "no answer to the hello within %.3g s", s);
+                au__ck_fail(k, "hello", why);
+                au__ck_advice(k, "the daemon did not answer the hello: check --hello (or --daemon-protocol)");
+            } else if (k->phase == AU__CK_INIT) {
+                snprintf(why, sizeof why, "the daemon accepted the WebSocket but did not answer initialize within %.3g s", s);
+                au__ck_fail(k, "initialize", why);
+                au__ck_advice(k, "is it an MCP server? The EX-AI daemon speaks its own protocol: add --daemon-protocol exai. "
+                                 "A daemon that boots slowly: raise --handshake-timeout");
+            } else {
+                snprintf(why, sizeof why, "no answer within %.3g s", s);
+                au__ck_line(k, "warn", k->phase == AU__CK_PING ? "ping" : au__ck_lists[k->list_at], now - k->step_at, "%s", why);
+                if (k->phase == AU__CK_PING) k->phase = AU__CK_DONE;
+                else au__ck_next(k);
+            }
+        } else if (k->phase == AU__CK_SESSION && k->deadline < 0) k->deadline = b->now + au__ms(b->d.handshake_timeout > 0 ? b->d.handshake_timeout : 10);
+        if (k->phase != AU__CK_DONE && now >= give_up && k->deadline < 0) { au__ck_fail(k, "connect", "no result in time"); break; }
+    }
+    {
+        int i;
+        for (i = 0; i < k->nwarn; i++)           /* "retrying" lines only repeat the failure */
+            if (!strstr(k->warn[i], "retrying")) fprintf(k->out, "        note: %s\n", k->warn[i]);
+    }
+    if (!k->failed) {                              /* a polite end: close 1000 */
+        int64_t end = au_now_ms() + 2000;
+        au_bridge_stop(b);
+        while (au_now_ms() < end) {
+            au_pollfd fds[4];
+            int n = au_bridge_pollfds(b, fds, 4);
+            au_poll(fds, n, 50);
+            if (!au_bridge_step(b, fds, n)) break;
+            au__ck_read(k);
+        }
+    }
+    fprintf(k->out, "%s: %s %s (%ld ms)\n", k->failed ? "FAILED" : "OK", k->failed ? "no MCP session with" : "an MCP session works with",
+            safe, (long)(au_now_ms() - k->t0));
+    au_bridge_free(b);
+    au__ck_close(in[0]); au__ck_close(in[1]); au__ck_close(out[0]); au__ck_close(out[1]);
+    return k->failed;
+}
+ALWAYSUP_DEF int au_bridge_check(const au_bridge_desc *desc, FILE *report) {
+    au__check k;
+    const char *urls[17];
+    int n = 0, i, worst = 0;
+    if (!desc || !desc->url || !desc->url[0]) { fprintf(report, "alwaysup --check: no daemon URL given\n"); return 2; }
+#if defined(_WIN32)
+    { WSADATA wsa; WSAStartup(MAKEWORD(2, 2), &wsa); }
+#endif
+    urls[n++] = desc->url;
+    for (i = 0; i < desc->num_more_urls && n < 17; i++) urls[n++] = desc->more_urls[i];
+    for (i = 0; i < n; i++) {
+        int r;
+        memset(&k, 0, sizeof k);
+        k.out = report;
+        k.b = (au_bridge *)ALWAYSUP_REALLOC(NULL, sizeof *k.b);
+        if (!k.b) return 2;
+        if (i) fputc('\n', report);
+        r = au__ck_one(&k, desc, urls[i]);
+        fflush(report);
+        au__buf_free(&k.rx);
+        au__buf_free(&k.early);
+        ALWAYSUP_FREE(k.b);
+        if (r > worst) worst = r;
+        if (r == 2) break;
+    }
+#if defined(_WIN32)
+    WSACleanup();
+#endif
+    return worst;
 }
 
 #endif /* ALWAYSUP_IMPLEMENTATION_DONE */

@@ -3,19 +3,31 @@
 
      build/alwaysup [options] [ws://host:port/path]
 
+     build/alwaysup --check [options] [URL...]   one attempt, a report on stdout
+
    Every option also reads an ALWAYSUP_* environment variable; flags win.
-   Exit status: 0 after stdin EOF or SIGINT/SIGTERM, 2 for a bad URL or flag. */
+   Exit status: 0 after stdin EOF or SIGINT/SIGTERM, 2 for a bad URL or flag;
+   with --check 0 when an MCP session was established, 1 when not. */
 #define ALWAYSUP_IMPLEMENTATION
 #include "../alwaysup.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_HEADERS 64
 
-enum { SECONDS, SECONDS_OR_OFF, FACTOR, FRACTION, BYTES, BYTES64, LEVEL, LIST_CHANGED, PROTOCOL, FLAG, TEXT };
+enum { SECONDS, SECONDS_OR_OFF, FACTOR, FRACTION, BYTES, BYTES64, LEVEL, LIST_CHANGED, PROTOCOL, LOG_FORMAT, FLAG, TEXT };
+
+/* the words each choice option takes, in the order of their values (a NULL first word: values start at 1) */
+static const char *const choices[][5] = {
+    /* LEVEL */ { NULL, "error", "warn", "info", "debug" },
+    /* LIST_CHANGED */ { "when-advertised", "always", "never", NULL, NULL },
+    /* PROTOCOL */ { "mcp", "exai", NULL, NULL, NULL },
+    /* LOG_FORMAT */ { "text", "json", NULL, NULL, NULL },
+};
 
 typedef struct option {
     const char *flag;     /* long name without "--" */
@@ -26,9 +38,12 @@ typedef struct option {
     const char *compat;   /* the old EX-AI shim's variable with the same meaning; ALWAYSUP_* wins */
 } option;
 
-static void die(const char *fmt, const char *a, const char *b) {
+static void die(const char *fmt, ...) {
+    va_list ap;
     fputs("alwaysup: ", stderr);
-    fprintf(stderr, fmt, a, b);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputc('\n', stderr);
     exit(2);
 }
@@ -37,7 +52,7 @@ static void die(const char *fmt, const char *a, const char *b) {
 static char *copy_of(const char *s) {
     size_t n = strlen(s) + 1;
     char *p = (char *)malloc(n);
-    if (!p) die("out of memory%s%s", "", "");
+    if (!p) die("out of memory");
     memcpy(p, s, n);
     return p;
 }
@@ -94,32 +109,25 @@ static void set_option(const option *o, const char *name, const char *text) {
         else *(size_t *)o->target = (size_t)v;
         break;
     }
-    case PROTOCOL: {
-        if (strcmp(text, "mcp") == 0) *(int *)o->target = AU_DIALECT_MCP;
-        else if (strcmp(text, "exai") == 0) *(int *)o->target = AU_DIALECT_EXAI;
-        else die("%s: '%s' is not one of mcp, exai", name, text);
-        break;
-    }
-    case LIST_CHANGED: {
-        static const char *const names[] = { "when-advertised", "always", "never" };
+    case LEVEL:
+    case LIST_CHANGED:
+    case PROTOCOL:
+    case LOG_FORMAT: {
+        const char *const *words = choices[o->kind - LEVEL];
+        char all[80] = "";
         int i;
-        for (i = 0; i < 3; i++)
-            if (strcmp(text, names[i]) == 0) { *(int *)o->target = i; return; }
-        die("%s: '%s' is not one of when-advertised, always, never", name, text);
+        for (i = 0; i < 5; i++) {
+            if (!words[i]) continue;
+            if (strcmp(text, words[i]) == 0) { *(int *)o->target = i; return; }
+            snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", all[0] ? ", " : "", words[i]);
+        }
+        die("%s: '%s' is not one of %s", name, text, all);
         break;
     }
     case FLAG: {                                  /* from the environment: 1/0, true/false, yes/no */
         if (!strcmp(text, "1") || !strcmp(text, "true") || !strcmp(text, "yes")) *(int *)o->target = 1;
         else if (!strcmp(text, "0") || !strcmp(text, "false") || !strcmp(text, "no")) *(int *)o->target = 0;
         else die("%s: '%s' is not 1 or 0", name, text);
-        break;
-    }
-    case LEVEL: {
-        static const char *const names[] = { "error", "warn", "info", "debug" };
-        int i;
-        for (i = 0; i < 4; i++)
-            if (strcmp(text, names[i]) == 0) { *(int *)o->target = i + 1; return; }
-        die("%s: '%s' is not one of error, warn, info, debug", name, text);
         break;
     }
     default:
@@ -181,7 +189,10 @@ static void usage(const option *opts, size_t n) {
         if (opts[i].compat) printf("  %-29s %s (%s, %s)\n", left, opts[i].help, opts[i].env, opts[i].compat);
         else printf("  %-29s %s (%s)\n", left, opts[i].help, opts[i].env);
     }
-    printf("  --help                        this text\n"
+    printf("  --check                       try once and report each step (resolve, connect, upgrade,\n"
+           "                                hello, initialize, lists, ping) on stdout, with what to\n"
+           "                                change; exit 0 for a working session, 1 if not\n"
+           "  --help                        this text\n"
            "  --version                     print the version\n\n"
            "With --daemon-protocol exai the hello carries $EXAI_WS_TOKEN (or the variable named\n"
            "by --token-env); the token is never logged.\n\n"
@@ -199,91 +210,56 @@ int main(int argc, char **argv) {
     const char *url = NULL;
     char default_url[300];
     char *env_copy;
-    option opts[] = {
-        { "subprotocol", "ALWAYSUP_SUBPROTOCOL", TEXT, NULL, "NAME", "subprotocol to offer; '' offers none [mcp]", NULL },
-        { "connect-timeout", "ALWAYSUP_CONNECT_TIMEOUT", SECONDS, NULL, "S", "TCP connect timeout per address [5]", "EXAI_WS_CONNECT_TIMEOUT" },
-        { "handshake-timeout", "ALWAYSUP_HANDSHAKE_TIMEOUT", SECONDS, NULL, "S", "wait for the 101 answer [10]", "EXAI_WS_HANDSHAKE_TIMEOUT" },
-        { "backoff-initial", "ALWAYSUP_BACKOFF_INITIAL", SECONDS, NULL, "S", "first retry delay [0.25]", NULL },
-        { "backoff-factor", "ALWAYSUP_BACKOFF_FACTOR", FACTOR, NULL, "F", "delay growth per attempt [1.5]", NULL },
-        { "backoff-max", "ALWAYSUP_BACKOFF_MAX", SECONDS, NULL, "S", "longest retry delay [5]", NULL },
-        { "backoff-jitter", "ALWAYSUP_BACKOFF_JITTER", FRACTION, NULL, "F", "cut each delay by up to this fraction [0]", NULL },
-        { "healthy-after", "ALWAYSUP_HEALTHY_AFTER", SECONDS, NULL, "S", "uptime before the backoff starts over [10]", NULL },
-        { "ping-interval", "ALWAYSUP_PING_INTERVAL", SECONDS_OR_OFF, NULL, "S", "ping after this much silence; 0: never [20]", "EXAI_WS_PING_INTERVAL" },
-        { "ping-timeout", "ALWAYSUP_PING_TIMEOUT", SECONDS_OR_OFF, NULL, "S", "declare the daemon dead after this long; 0: off [20]", "EXAI_WS_PING_TIMEOUT" },
-        { "queue-timeout", "ALWAYSUP_QUEUE_TIMEOUT", SECONDS, NULL, "S", "answer a queued request with an error after [30]", NULL },
-        { "queue-max-bytes", "ALWAYSUP_QUEUE_MAX_BYTES", BYTES, NULL, "N", "queue size before stdin waits [64M]", NULL },
-        { "queue-max-count", "ALWAYSUP_QUEUE_MAX_COUNT", BYTES, NULL, "N", "queued messages before stdin waits [4096]", NULL },
-        { "max-message", "ALWAYSUP_MAX_MESSAGE", BYTES64, NULL, "M", "largest message either way [256M]", "EXAI_WS_MAX_BYTES" },
-        { "drain-timeout", "ALWAYSUP_DRAIN_TIMEOUT", SECONDS, NULL, "S", "wait for answers after stdin EOF [2]", NULL },
-        { "close-timeout", "ALWAYSUP_CLOSE_TIMEOUT", SECONDS, NULL, "S", "wait for the close reply on SIGTERM [1]", NULL },
-        { "log-level", "ALWAYSUP_LOG_LEVEL", LEVEL, NULL, "L", "error, warn, info or debug [info]", NULL },
-        { "log-file", "ALWAYSUP_LOG_FILE", TEXT, NULL, "PATH", "also append logs to this file", NULL },
-        { "no-mcp", "ALWAYSUP_NO_MCP", FLAG, NULL, "", "plain JSON-RPC: no MCP session replay, local ping, list_changed", NULL },
-        { "init-grace", "ALWAYSUP_INIT_GRACE", SECONDS_OR_OFF, NULL, "S", "answer a cold-start initialize here after; 0: never [10]", NULL },
-        { "list-changed", "ALWAYSUP_LIST_CHANGED", LIST_CHANGED, NULL, "WHEN", "list_changed after a reconnect: when-advertised, always, never", NULL },
-        { "state-dir", "ALWAYSUP_STATE_DIR", TEXT, NULL, "DIR", "remember the daemon's InitializeResult here; '' off [$XDG_STATE_HOME/alwaysup]", NULL },
-        { "hello", "ALWAYSUP_HELLO", TEXT, NULL, "JSON", "message sent first on every connection", NULL },
-        { "hello-ack-timeout", "ALWAYSUP_HELLO_ACK_TIMEOUT", SECONDS_OR_OFF, NULL, "S", "wait for an answer with \"ok\":true; 0: no wait [the setup timeout]", NULL },
-        { "setup-timeout", "ALWAYSUP_SETUP_TIMEOUT", SECONDS, NULL, "S", "bound on the hello answer and the replayed session [60]", NULL },
-        { "max-pending", "ALWAYSUP_MAX_PENDING", BYTES, NULL, "N", "unanswered requests before stdin waits [16384]", NULL },
-        { "daemon-protocol", "ALWAYSUP_DAEMON_PROTOCOL", PROTOCOL, NULL, "P", "mcp (JSON-RPC passed through) or exai (EX-AI op protocol) [mcp]", NULL },
-        { "no-resend", "ALWAYSUP_NO_RESEND", FLAG, NULL, "", "exai: a call in flight on a lost connection gets an error, not sent again", NULL },
-        { "session-id", "ALWAYSUP_SESSION_ID", TEXT, NULL, "ID", "exai: the hello's session id [a random UUID per process]", "EXAI_SESSION_ID" },
-        { "token-env", "ALWAYSUP_TOKEN_ENV", TEXT, NULL, "VAR", "exai: read the hello's token from $VAR [EXAI_WS_TOKEN]", NULL },
-        { "server-name", "ALWAYSUP_SERVER_NAME", TEXT, NULL, "NAME", "exai: serverInfo name the client sees [ex-ws-shim]", "MCP_SERVER_ID" },
-        { "ack-grace", "ALWAYSUP_ACK_GRACE", SECONDS, NULL, "S", "exai: wait this much past an acked call's timeout [120]", "EXAI_SHIM_ACK_GRACE_SECS" },
-        { "ca-file", "ALWAYSUP_CA_FILE", TEXT, NULL, "PEM", "wss: trust these CAs instead of the system's", NULL },
-        { "cert", "ALWAYSUP_CERT", TEXT, NULL, "PEM", "wss: client certificate (mutual TLS)", NULL },
-        { "key", "ALWAYSUP_KEY", TEXT, NULL, "PEM", "wss: its private key [in --cert]", NULL },
-        { "insecure", "ALWAYSUP_INSECURE", FLAG, NULL, "", "wss: do not check the daemon's certificate (warned at every connect)", NULL },
-        { "proxy", "ALWAYSUP_PROXY", TEXT, NULL, "URL", "HTTP CONNECT proxy http://host:port for every daemon; '' none [curl's http(s)_proxy, NO_PROXY; not for loopback]", NULL },
-        { "proxy-user-env", "ALWAYSUP_PROXY_USER_ENV", TEXT, NULL, "VAR", "proxy credentials user:password from $VAR (never logged)", NULL },
-    };
     const char *proxy_user_env = NULL;
+    const char *token_env = "EXAI_WS_TOKEN";
+    option opts[] = {
+        { "subprotocol", "ALWAYSUP_SUBPROTOCOL", TEXT, &d.subprotocol, "NAME", "subprotocol to offer; '' offers none [mcp]", NULL },
+        { "connect-timeout", "ALWAYSUP_CONNECT_TIMEOUT", SECONDS, &d.connect_timeout, "S", "TCP connect timeout per address [5]", "EXAI_WS_CONNECT_TIMEOUT" },
+        { "handshake-timeout", "ALWAYSUP_HANDSHAKE_TIMEOUT", SECONDS, &d.handshake_timeout, "S", "wait for the 101 answer [10]", "EXAI_WS_HANDSHAKE_TIMEOUT" },
+        { "backoff-initial", "ALWAYSUP_BACKOFF_INITIAL", SECONDS, &d.backoff.initial, "S", "first retry delay [0.25]", NULL },
+        { "backoff-factor", "ALWAYSUP_BACKOFF_FACTOR", FACTOR, &d.backoff.factor, "F", "delay growth per attempt [1.5]", NULL },
+        { "backoff-max", "ALWAYSUP_BACKOFF_MAX", SECONDS, &d.backoff.max, "S", "longest retry delay [5]", NULL },
+        { "backoff-jitter", "ALWAYSUP_BACKOFF_JITTER", FRACTION, &d.backoff.jitter, "F", "cut each delay by up to this fraction [0]", NULL },
+        { "healthy-after", "ALWAYSUP_HEALTHY_AFTER", SECONDS, &d.healthy_after, "S", "uptime before the backoff starts over [10]", NULL },
+        { "ping-interval", "ALWAYSUP_PING_INTERVAL", SECONDS_OR_OFF, &d.ping_interval, "S", "ping after this much silence; 0: never [20]", "EXAI_WS_PING_INTERVAL" },
+        { "ping-timeout", "ALWAYSUP_PING_TIMEOUT", SECONDS_OR_OFF, &d.ping_timeout, "S", "declare the daemon dead after this long; 0: off [20]", "EXAI_WS_PING_TIMEOUT" },
+        { "queue-timeout", "ALWAYSUP_QUEUE_TIMEOUT", SECONDS, &d.queue_timeout, "S", "answer a queued request with an error after [30]", NULL },
+        { "queue-max-bytes", "ALWAYSUP_QUEUE_MAX_BYTES", BYTES, &d.queue_max_bytes, "N", "queue size before stdin waits [64M]", NULL },
+        { "queue-max-count", "ALWAYSUP_QUEUE_MAX_COUNT", BYTES, &d.queue_max_count, "N", "queued messages before stdin waits [4096]", NULL },
+        { "max-message", "ALWAYSUP_MAX_MESSAGE", BYTES64, &d.max_message, "M", "largest message either way [256M]", "EXAI_WS_MAX_BYTES" },
+        { "drain-timeout", "ALWAYSUP_DRAIN_TIMEOUT", SECONDS, &d.drain_timeout, "S", "wait for answers after stdin EOF [2]", NULL },
+        { "close-timeout", "ALWAYSUP_CLOSE_TIMEOUT", SECONDS, &d.close_timeout, "S", "wait for the close reply on SIGTERM [1]", NULL },
+        { "log-level", "ALWAYSUP_LOG_LEVEL", LEVEL, &d.log_level, "L", "error, warn, info or debug [info]", NULL },
+        { "log-file", "ALWAYSUP_LOG_FILE", TEXT, &d.log_file, "PATH", "also append logs to this file", NULL },
+        { "log-max-size", "ALWAYSUP_LOG_MAX_SIZE", BYTES64, &d.log_max_size, "N", "then move the log file to FILE.1 and start afresh [10M]", NULL },
+        { "log-format", "ALWAYSUP_LOG_FORMAT", LOG_FORMAT, &d.log_format, "F", "text, or json: one object per line for log collectors [text]", NULL },
+        { "no-mcp", "ALWAYSUP_NO_MCP", FLAG, &d.no_mcp, "", "plain JSON-RPC: no MCP session replay, local ping, list_changed", NULL },
+        { "init-grace", "ALWAYSUP_INIT_GRACE", SECONDS_OR_OFF, &d.init_grace, "S", "answer a cold-start initialize here after; 0: never [10]", NULL },
+        { "list-changed", "ALWAYSUP_LIST_CHANGED", LIST_CHANGED, &d.list_changed, "WHEN", "list_changed after a reconnect: when-advertised, always, never", NULL },
+        { "state-dir", "ALWAYSUP_STATE_DIR", TEXT, &d.state_dir, "DIR", "remember the daemon's InitializeResult here; '' off [$XDG_STATE_HOME/alwaysup]", NULL },
+        { "hello", "ALWAYSUP_HELLO", TEXT, &d.hello, "JSON", "message sent first on every connection", NULL },
+        { "hello-ack-timeout", "ALWAYSUP_HELLO_ACK_TIMEOUT", SECONDS_OR_OFF, &d.hello_ack_timeout, "S", "wait for an answer with \"ok\":true; 0: no wait [the setup timeout]", NULL },
+        { "setup-timeout", "ALWAYSUP_SETUP_TIMEOUT", SECONDS, &d.setup_timeout, "S", "bound on the hello answer and the replayed session [60]", NULL },
+        { "max-pending", "ALWAYSUP_MAX_PENDING", BYTES, &d.max_pending, "N", "unanswered requests before stdin waits [16384]", NULL },
+        { "daemon-protocol", "ALWAYSUP_DAEMON_PROTOCOL", PROTOCOL, &d.daemon_protocol, "P", "mcp (JSON-RPC passed through) or exai (EX-AI op protocol) [mcp]", NULL },
+        { "no-resend", "ALWAYSUP_NO_RESEND", FLAG, &d.no_resend, "", "exai: a call in flight on a lost connection gets an error, not sent again", NULL },
+        { "session-id", "ALWAYSUP_SESSION_ID", TEXT, &d.exai.session_id, "ID", "exai: the hello's session id [a random UUID per process]", "EXAI_SESSION_ID" },
+        { "token-env", "ALWAYSUP_TOKEN_ENV", TEXT, &token_env, "VAR", "exai: read the hello's token from $VAR [EXAI_WS_TOKEN]", NULL },
+        { "server-name", "ALWAYSUP_SERVER_NAME", TEXT, &d.exai.server_name, "NAME", "exai: serverInfo name the client sees [ex-ws-shim]", "MCP_SERVER_ID" },
+        { "ack-grace", "ALWAYSUP_ACK_GRACE", SECONDS, &d.exai.ack_grace, "S", "exai: wait this much past an acked call's timeout [120]", "EXAI_SHIM_ACK_GRACE_SECS" },
+        { "ca-file", "ALWAYSUP_CA_FILE", TEXT, &d.tls.ca_file, "PEM", "wss: trust these CAs instead of the system's", NULL },
+        { "cert", "ALWAYSUP_CERT", TEXT, &d.tls.cert_file, "PEM", "wss: client certificate (mutual TLS)", NULL },
+        { "key", "ALWAYSUP_KEY", TEXT, &d.tls.key_file, "PEM", "wss: its private key [in --cert]", NULL },
+        { "insecure", "ALWAYSUP_INSECURE", FLAG, &d.tls.insecure, "", "wss: do not check the daemon's certificate (warned at every connect)", NULL },
+        { "proxy", "ALWAYSUP_PROXY", TEXT, &d.proxy, "URL", "HTTP CONNECT proxy http://host:port for every daemon; '' none [curl's http(s)_proxy, NO_PROXY; not for loopback]", NULL },
+        { "proxy-user-env", "ALWAYSUP_PROXY_USER_ENV", TEXT, &proxy_user_env, "VAR", "proxy credentials user:password from $VAR (never logged)", NULL },
+    };
     const char *urls[17];
     int nurls = 0;
-    const char *token_env = "EXAI_WS_TOKEN";
+    int check = 0;
     const size_t nopts = sizeof opts / sizeof opts[0];
 
     memset(&d, 0, sizeof d);
-    opts[0].target = &d.subprotocol;
-    opts[1].target = &d.connect_timeout;
-    opts[2].target = &d.handshake_timeout;
-    opts[3].target = &d.backoff.initial;
-    opts[4].target = &d.backoff.factor;
-    opts[5].target = &d.backoff.max;
-    opts[6].target = &d.backoff.jitter;
-    opts[7].target = &d.healthy_after;
-    opts[8].target = &d.ping_interval;
-    opts[9].target = &d.ping_timeout;
-    opts[10].target = &d.queue_timeout;
-    opts[11].target = &d.queue_max_bytes;
-    opts[12].target = &d.queue_max_count;
-    opts[13].target = &d.max_message;
-    opts[14].target = &d.drain_timeout;
-    opts[15].target = &d.close_timeout;
-    opts[16].target = &d.log_level;
-    opts[17].target = &d.log_file;
-    opts[18].target = &d.no_mcp;
-    opts[19].target = &d.init_grace;
-    opts[20].target = &d.list_changed;
-    opts[21].target = &d.state_dir;
-    opts[22].target = &d.hello;
-    opts[23].target = &d.hello_ack_timeout;
-    opts[24].target = &d.setup_timeout;
-    opts[25].target = &d.max_pending;
-    opts[26].target = &d.daemon_protocol;
-    opts[27].target = &d.no_resend;
-    opts[28].target = &d.exai.session_id;
-    opts[29].target = &token_env;
-    opts[30].target = &d.exai.server_name;
-    opts[31].target = &d.exai.ack_grace;
-    opts[32].target = &d.tls.ca_file;
-    opts[33].target = &d.tls.cert_file;
-    opts[34].target = &d.tls.key_file;
-    opts[35].target = &d.tls.insecure;
-    opts[36].target = &d.proxy;
-    opts[37].target = &proxy_user_env;
 
     /* environment first, so flags override it; the old shim's names first, so ALWAYSUP_* wins */
     for (k = 0; k < nopts; k++) {
@@ -306,9 +282,10 @@ int main(int argc, char **argv) {
         char name[64];
         size_t nl;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(opts, nopts); return 0; }
+        if (strcmp(a, "--check") == 0) { check = 1; continue; }
         if (strcmp(a, "--version") == 0) { printf("alwaysup %s (transports: %s)\n", ALWAYSUP_VERSION_STRING, au_transports()); return 0; }
         if (strcmp(a, "-H") == 0 || strcmp(a, "--header") == 0 || strcmp(a, "--header-env") == 0) {
-            if (i + 1 >= argc) die("%s needs a value%s", a, "");
+            if (i + 1 >= argc) die("%s needs a value", a);
             if (strcmp(a, "--header-env") == 0) add_header_env(headers, &nh, argv[++i], a);
             else add_header(headers, &nh, argv[++i], a);
             continue;
@@ -316,23 +293,23 @@ int main(int argc, char **argv) {
         if (strncmp(a, "--header=", 9) == 0) { add_header(headers, &nh, argv[i] + 9, "--header"); continue; }
         if (strncmp(a, "--header-env=", 13) == 0) { add_header_env(headers, &nh, argv[i] + 13, "--header-env"); continue; }
         if (a[0] != '-' || a[1] == 0) {                 /* daemon URLs: tried in turn */
-            if (nurls >= 16) die("more than 16 URLs given%s%s", "", "");
+            if (nurls >= 16) die("more than 16 URLs given");
             urls[nurls++] = a;
             continue;
         }
-        if (a[1] != '-') die("unknown option '%s' (see --help)%s", a, "");
+        if (a[1] != '-') die("unknown option '%s' (see --help)", a);
         nl = strcspn(a + 2, "=");
         snprintf(name, sizeof name, "%.*s", (int)nl, a + 2);
         for (k = 0; k < nopts; k++) if (strcmp(name, opts[k].flag) == 0) break;
-        if (k == nopts) die("unknown option '%s' (see --help)%s", a, "");
+        if (k == nopts) die("unknown option '%s' (see --help)", a);
         if (opts[k].kind == FLAG) {
-            if (a[2 + nl] == '=') die("--%s takes no value%s", name, "");
+            if (a[2 + nl] == '=') die("--%s takes no value", name);
             *(int *)opts[k].target = 1;
             continue;
         }
         if (a[2 + nl] == '=') val = a + 3 + nl;
         else if (i + 1 < argc) val = argv[++i];
-        else die("--%s needs a value%s", name, "");
+        else die("--%s needs a value", name);
         set_option(&opts[k], a, val);
     }
     if (!nurls && (env_copy = getenv("ALWAYSUP_URL")) != NULL && *env_copy) {   /* one or more, by spaces or commas */
@@ -347,15 +324,16 @@ int main(int argc, char **argv) {
     }
     if (d.daemon_protocol == AU_DIALECT_EXAI) {
         d.exai.token = getenv(token_env);
-        if (d.no_mcp) die("--no-mcp does not apply to --daemon-protocol exai%s%s", "", "");
-    } else if (d.no_resend) die("--no-resend applies to --daemon-protocol exai only%s%s", "", "");
+        if (d.no_mcp) die("--no-mcp does not apply to --daemon-protocol exai");
+    } else if (d.no_resend) die("--no-resend applies to --daemon-protocol exai only");
     if (proxy_user_env) {
         d.proxy_auth = getenv(proxy_user_env);
-        if (!d.proxy_auth) die("--proxy-user-env: environment variable %s is not set%s", proxy_user_env, "");
+        if (!d.proxy_auth) die("--proxy-user-env: environment variable %s is not set", proxy_user_env);
     }
     d.url = url;
     if (nurls > 1) { d.more_urls = urls + 1; d.num_more_urls = nurls - 1; }
     d.headers = headers;
     d.num_headers = nh;
+    if (check) return au_bridge_check(&d, stdout);
     return au_bridge_run(&d);
 }

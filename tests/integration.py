@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (LOGDIR, SHIM, SLOW, WRAP, Checks, Daemon, Shim, free_port, is_sdk_id, run_scenarios,  # noqa: E402
+from harness import (LOGDIR, read_text, SHIM, SLOW, WRAP, Checks, Daemon, Shim, free_port, is_sdk_id, run_scenarios,  # noqa: E402
                      scan_logs, scenario_args, summary)
 
 SCENARIOS = []
@@ -1334,6 +1334,63 @@ def hostile_handshakes(t):
     finally:
         s.stop()
         d.stop()
+
+
+@scenario
+def log_file_rotates_and_json_lines(t):
+    """--log-max-size moves a full --log-file to FILE.1 (once: never a FILE.2)
+    and starts afresh, in either format; --log-format json writes one object
+    per line with time, level, event, daemon and message; stderr gets the
+    same lines, stdout none."""
+    for fmt in ("json", "text"):
+        d = Daemon("logrotate-" + fmt)
+        path = os.path.join(LOGDIR, "rotating-%s.log" % fmt)
+        for f in (path, path + ".1", path + ".2"):
+            if os.path.exists(f):
+                os.unlink(f)
+        with open(path, "w") as f:
+            f.write("an older line from before\n")
+        s = Shim("logrotate-" + fmt, d.url(), "--log-level", "debug", "--log-file", path, "--log-max-size", "4K",
+                 "--log-format", fmt)
+        try:
+            connected(s)
+            ids = [s.request("echo", {"n": i}) for i in range(150)]
+            got = [s.wait_for(i, 10) for i in ids]
+            t.check(all(m and "result" in m for m in got), "%s: every request answered while the log rotates" % fmt)
+            d.cmd("drop")
+            t.check(wait_log(s, "lost"), "%s: a drop logged" % fmt)
+            t.check(connected(s), "%s: reconnected" % fmt)
+            time.sleep(0.3)
+            t.check(os.path.exists(path + ".1"), "%s: FILE.1 made" % fmt)
+            t.check(not os.path.exists(path + ".2"), "%s: one old file only, never FILE.2" % fmt)
+            cur, old = read_text(path), read_text(path + ".1")
+            t.check(0 < len(cur.encode()) <= 4096 and 0 < len(old.encode()) <= 4096,
+                    "%s: both files within 4 KiB (%d, %d bytes)" % (fmt, len(cur.encode()), len(old.encode())))
+            t.check("an older line from before" not in cur + old, "%s: the oldest lines went with the rotations" % fmt)
+            t.check(re.search(r"reconnected|connected", cur) is not None, "%s: the newest lines are in FILE: %r" % (fmt, cur[-200:]))
+            lines = [ln for ln in (old + cur).splitlines() if ln]
+            if fmt == "json":
+                bad = []
+                for ln in lines:
+                    try:
+                        o = json.loads(ln)
+                        if list(o) != ["time", "level", "event", "daemon", "message"] or o["level"] not in ("error", "warn", "info", "debug") \
+                                or not re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", o["time"]) or o["daemon"] != d.url() + "/":
+                            bad.append(ln)
+                    except ValueError:
+                        bad.append(ln)
+                t.check(lines and not bad, "json: every line an object with time, level, event, daemon, message: %r" % bad[:2])
+                events = {json.loads(ln)["event"] for ln in lines}
+                t.check("lost" in events, "json: events are named (%s)" % sorted(events)[:12])
+                err = [ln for ln in read_text(s.stderr_path).splitlines() if ln]
+                t.check(err and all(ln.startswith("{") for ln in err), "json: stderr gets the same JSON lines")
+            else:
+                t.check(lines and all(re.match(r"\d{4}-\d\d-\d\dT\S+Z alwaysup (error|warn|info|debug): ", ln) for ln in lines),
+                        "text: every line is TIME alwaysup LEVEL: MESSAGE")
+            s.check_clean(t)
+        finally:
+            s.stop()
+            d.stop()
 
 
 def main():

@@ -166,8 +166,15 @@ if have node && [ -d tests/node_modules/@modelcontextprotocol/sdk ] && "$PY" -c 
     suite exai-mcp-sdk node tests/exai/exai_interop.mjs
 else skip exai-mcp-sdk "node, tests/node_modules or python3-websockets missing (tools/install-deps.sh)"; fi
 
+echo "== the newcomer's path (README's set-up lines, make && make demo, make install/uninstall with PREFIX and DESTDIR)"
+suite newcomer-path bash tests/newcomer.sh
+
+echo "== alwaysup --check: the one-shot diagnosis against the test daemon's fault modes, the EX-AI daemon and TLS"
+suite check-diagnosis sh -c "$MAKE -s build/alwaysup build/alwaysup-tls build/testd && $PY tests/check/check.py"
+suite check-diagnosis-asan-ubsan sh -c "$MAKE -s build/alwaysup-asan build/alwaysup-tls-asan build/testd && ALWAYSUP_BIN=build/alwaysup-asan ALWAYSUP_TLS_BIN=build/alwaysup-tls-asan ALWAYSUP_SLOW=2 $PY tests/check/check.py"
+
 echo "== benchmark smoke (tools/bench --quick: every contender answers; the figures are not judged here)"
-suite bench-quick sh -c "$MAKE -s build/bench build/alwaysup build/testd tools/bench/peers/node_modules/.package-lock.json && build/bench --quick"
+suite bench-quick sh -c "$MAKE -s build/bench build/alwaysup build/alwaysup-tls build/testd tools/bench/peers/node_modules/.package-lock.json && build/bench --quick"
 
 echo "== Windows (mingw-w64 build under Wine)"
 if have x86_64-w64-mingw32-gcc && have wine; then

@@ -27,6 +27,10 @@
                                        lines forever (64 KiB per poll turn)
                        endless-line    101 status line, then "X-Long: aaaa..."
                                        forever, never a line end
+                       http401         read the head, answer 401 with
+                                       WWW-Authenticate, close
+                       no-subprotocol  400 when the client offers any
+                                       subprotocol, else normal
                        echo            handshake, then a fast echo for the
                                        benchmark (tools/bench): see ECHO MODE
      freeze / thaw   stop / resume all reads, writes, accepts and timeouts
@@ -162,11 +166,11 @@
 /* ---- modes and connection states ---------------------------------------- */
 enum {
     M_NORMAL, M_REFUSE, M_ACCEPT_CLOSE, M_HTTP502, M_HTTP503, M_HANG,
-    M_BAD_ACCEPT, M_ENDLESS_HEAD, M_ENDLESS_LINE, M_ECHO, M_COUNT
+    M_BAD_ACCEPT, M_ENDLESS_HEAD, M_ENDLESS_LINE, M_ECHO, M_HTTP401, M_NO_SUBPROTOCOL, M_COUNT
 };
 static const char *const mode_names[M_COUNT] = {
     "normal", "refuse", "accept-close", "http502", "http503", "hang-handshake",
-    "bad-accept", "endless-head", "endless-line", "echo"
+    "bad-accept", "endless-head", "endless-line", "echo", "http401", "no-subprotocol"
 };
 #define ECHO_ROOM 16                         /* echo mode: room for a frame header before a message */
 #define ECHO_DIRECT_MIN ((uint64_t)16 << 10) /* echo mode: payloads this big are received in place */
@@ -2206,7 +2210,7 @@ static int is_tchar(int ch) {
 typedef struct request {
     char target[512];        /* the request-target, e.g. /runCase?case=1&agent=x */
     char key[32];
-    int keys, upgrade, connection, version, host, proto_match;
+    int keys, upgrade, connection, version, host, proto_match, proto_offered;
     const char *bad;         /* first problem, NULL if a valid upgrade */
 } request;
 
@@ -2263,6 +2267,7 @@ static void parse_head(conn *c, const char *h, size_t n, request *rq) {
                 } else if (!rq->bad) rq->bad = "Sec-WebSocket-Key is not base64 of 16 bytes";
             } else {
                 /* Sec-WebSocket-Protocol and custom headers: tests assert on these */
+                if (ieq(l, nn, "sec-websocket-protocol")) rq->proto_offered = 1;
                 if (ieq(l, nn, "sec-websocket-protocol") && g.subprotocol && list_has(v, vn, g.subprotocol, 0))
                     rq->proto_match = 1;
                 log_start("conn %u header ", c->id);
@@ -2285,6 +2290,7 @@ static void http_reply(conn *c, int status, const char *reason, const char *body
     buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %lu\r\n", status, reason,
                (unsigned long)strlen(body) + 1);
     if (status == 400) buf_puts(&c->out, "Sec-WebSocket-Version: 13\r\n");
+    if (status == 401) buf_puts(&c->out, "WWW-Authenticate: Bearer realm=\"testd\"\r\n");
     buf_puts(&c->out, "Connection: close\r\n\r\n");
     buf_puts(&c->out, body);
     buf_puts(&c->out, "\n");
@@ -2315,6 +2321,17 @@ static void head_done(conn *c, size_t head_len) {
                    s == 502 ? "502 Bad Gateway (testd)" : "503 Service Unavailable (testd)");
         break;
     }
+    case M_HTTP401:                            /* a daemon that wants credentials */
+        log_line("conn %u http 401", c->id);
+        http_reply(c, 401, "Unauthorized", "401 Unauthorized (testd): missing or wrong token");
+        break;
+    case M_NO_SUBPROTOCOL:                     /* a server that speaks no subprotocol refuses any offer */
+        if (rq.proto_offered) {
+            log_line("conn %u reject 400 unsupported subprotocol", c->id);
+            http_reply(c, 400, "Bad Request", "unsupported Sec-WebSocket-Protocol");
+            break;
+        }
+        goto normal;
     case M_BAD_ACCEPT:
         /* a well-formed accept for some other key, so only the value is wrong */
         au_ws_accept_for_key(rq.key, strlen(rq.key), acc);
@@ -2332,6 +2349,7 @@ static void head_done(conn *c, size_t head_len) {
         c->state = ST_ENDLESS;
         break;
     default:   /* normal */
+    normal:
         if (rq.bad) {
             log_line("conn %u reject 400 %s", c->id, rq.bad);
             http_reply(c, 400, "Bad Request", rq.bad);
