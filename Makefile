@@ -14,7 +14,7 @@ SHIM_TLS := -DALWAYSUP_TLS_OPENSSL
 SHIM_LIBS := -lssl -lcrypto
 endif
 
-.PHONY: all test check-symbols demo soak conformance fuzz bench windows test-windows clean sim sim-mutants
+.PHONY: all test check-symbols demo soak conformance fuzz bench windows test-windows clean sim sim-mutants install uninstall deps
 
 all: $(B)/alwaysup $(B)/testd $(B)/echo_client
 
@@ -123,6 +123,21 @@ soak: $(B)/alwaysup $(B)/testd
 # the daemon restarted under a live session, in about ten seconds
 demo: $(B)/alwaysup $(B)/testd
 	@/usr/bin/env python3 tools/demo.py
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the shim and the header
+PREFIX  ?= /usr/local
+BINDIR  := $(DESTDIR)$(PREFIX)/bin
+INCDIR  := $(DESTDIR)$(PREFIX)/include
+install: $(B)/alwaysup
+	install -d $(BINDIR) $(INCDIR)
+	install -m 755 $(B)/alwaysup $(BINDIR)/alwaysup
+	install -m 644 $(HDR) $(INCDIR)/alwaysup.h
+uninstall:
+	rm -f $(BINDIR)/alwaysup $(INCDIR)/alwaysup.h
+
+# what `make test` needs (Debian/Ubuntu packages, npm ci of the pinned peers)
+deps:
+	@bash tools/install-deps.sh
 
 clean:
 	rm -rf $(B)
