@@ -563,7 +563,10 @@ async function initWithoutDaemon(ctx) {
     await s.connect(5000);
     const dt = now() - t0;
     ctx.time('initialize (no daemon)', dt);
-    ctx.expect(dt < 2000, `initialize took ${ms(dt)} with no daemon running (want it answered at once, < 2 s)`);
+    // "at once" against the 10 s init grace; the time includes starting the process, which under
+    // a wrapper (Wine on a loaded machine) alone can take seconds
+    const bound = WRAP ? 8000 : 2000;
+    ctx.expect(dt < bound, `initialize took ${ms(dt)} with no daemon running (want it answered at once, well before the 10 s grace: < ${ms(bound)})`);
     const init = s.sent.find(m => m.method === 'initialize');
     const resp = init && s.responsesTo(init.id)[0];
     const result = resp && resp.body;
