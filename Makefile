@@ -33,15 +33,21 @@ $(B)/echo_client: examples/echo_client.c $(HDR) | $(B)
 	$(CC) $(STRICT) -Werror $(OPT) -I. $< -o $@
 $(B)/echo_client-asan: examples/echo_client.c $(HDR) | $(B)
 	$(CC) $(STRICT) -O1 -g $(SAN) -I. $< -o $@
+# the conformance run over wss:// (nginx terminating TLS in front of testd)
+$(B)/echo_client-tls: examples/echo_client.c $(HDR) | $(B)
+	$(CC) $(STRICT) -Werror $(OPT) -DALWAYSUP_TLS_OPENSSL -I. $< -o $@ -lssl -lcrypto
+$(B)/echo_client-tls-asan: examples/echo_client.c $(HDR) | $(B)
+	$(CC) $(STRICT) -O1 -g $(SAN) -DALWAYSUP_TLS_OPENSSL -I. $< -o $@ -lssl -lcrypto
 
-# the side-by-side benchmark: direct, alwaysup, a Python and a Node peer;
+# the side-by-side benchmark: direct, alwaysup, a Python and a Node peer, and
+# alwaysup through nginx over ws:// and wss:// (what TLS costs);
 # writes tools/bench/RESULTS.md (BENCH_ARGS=--quick for a seconds-long run)
 BENCH_ARGS ?= --turns 5
 $(B)/bench: tools/bench/bench.c $(HDR) | $(B)
 	$(CC) -std=c99 -O2 -Wall -Wextra -I. $< -o $@
 tools/bench/peers/node_modules/.package-lock.json: tools/bench/peers/package-lock.json
 	cd tools/bench/peers && npm ci --no-audit --no-fund --loglevel=error
-bench: $(B)/bench $(B)/alwaysup $(B)/testd tools/bench/peers/node_modules/.package-lock.json
+bench: $(B)/bench $(B)/alwaysup $(B)/alwaysup-tls $(B)/testd tools/bench/peers/node_modules/.package-lock.json
 	$(B)/bench $(BENCH_ARGS)
 
 # the session core under deterministic simulation: SEEDS schedules (and every
@@ -64,9 +70,10 @@ fuzz:
 	@JOBS=2 bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # Autobahn's client cases of sections 1-7, 9 and 10, section 9 at full size;
-# the table goes to tests/CONFORMANCE.md
-conformance: $(B)/testd $(B)/echo_client
-	@/usr/bin/env python3 tools/conformance.py --scale full --out tests/CONFORMANCE.md
+# the table goes to tests/CONFORMANCE.md; over ws:// and again over wss://
+# (nginx terminating TLS in front of testd)
+conformance: $(B)/testd $(B)/echo_client $(B)/echo_client-tls
+	@/usr/bin/env python3 tools/conformance.py --scale full --transport both --out tests/CONFORMANCE.md
 
 # build/ ignores itself, so the top level needs no .gitignore
 $(B):

@@ -2,7 +2,11 @@
    of alwaysup.h (au_client_*: non-blocking TCP around the sans-I/O au_ws
    connection), driven by a plain au_poll() loop (poll, or select on Windows).
 
-     build/echo_client [--agent NAME] [ws://127.0.0.1:9001]
+     build/echo_client [--agent NAME] [--ca-file PEM] [--insecure] [ws://127.0.0.1:9001]
+
+   wss:// needs a TLS build (build/echo_client-tls, -DALWAYSUP_TLS_OPENSSL):
+   --ca-file trusts those CAs instead of the system's, --insecure checks
+   nothing (as the shim's options of the same names).
 
    It speaks the fuzzing server's driver protocol (`wstest -m fuzzingserver`
    or `build/testd --conformance`):
@@ -26,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static au_tls_desc tls_opts;             /* --ca-file, --insecure */
+
 /* One connection to url, from connect to TCP close. echo: act as the echo
    client; otherwise keep the first text message in reply (NUL-terminated).
    Returns 0 when the WebSocket opened, -1 when it never did. */
@@ -36,9 +42,11 @@ static int session(const char *url, int echo, char *reply, size_t reply_cap) {
 
     memset(&desc, 0, sizeof desc);
     desc.url = url;                       /* every other field: the default */
+    desc.tls_opts = tls_opts;
     r = au_client_init(&c, &desc);
     if (r != AU_OK) {
-        fprintf(stderr, "echo_client: %s: %s\n", url, au_strerror(r));
+        fprintf(stderr, "echo_client: %s: %s%s%s\n", url, au_strerror(r), c.error[0] ? ": " : "", c.error);
+        if (r == AU_ETLS) au_client_free(&c);
         return -1;
     }
     au_client_connect(&c, au_now_ms());
@@ -89,9 +97,11 @@ int main(int argc, char **argv) {
 
     for (a = 1; a < argc; a++) {
         if (strcmp(argv[a], "--agent") == 0 && a + 1 < argc) agent = argv[++a];
+        else if (strcmp(argv[a], "--ca-file") == 0 && a + 1 < argc) tls_opts.ca_file = argv[++a];
+        else if (strcmp(argv[a], "--insecure") == 0) tls_opts.insecure = 1;
         else if (argv[a][0] != '-') base = argv[a];
         else {
-            fprintf(stderr, "usage: echo_client [--agent NAME] [ws://host:port]\n");
+            fprintf(stderr, "usage: echo_client [--agent NAME] [--ca-file PEM] [--insecure] [ws://host:port | wss://host:port]\n");
             return 2;
         }
     }

@@ -118,6 +118,10 @@ if have valgrind; then
         "$PY" tests/integration.py -j 4 -k "$LONG"
 else skip integration-valgrind "valgrind not installed"; fi
 suite soak-20-restarts "$PY" tools/soak.py --restarts 20
+# the same over wss://: nginx terminating TLS in front of testd, build/alwaysup-tls --ca-file
+if (have nginx || [ -x /usr/sbin/nginx ]) && have openssl; then
+    suite soak-tls-20-restarts sh -c "$MAKE -s build/alwaysup-tls build/testd && $PY tools/soak.py --restarts 20 --tls"
+else skip soak-tls-20-restarts "nginx or openssl missing (tools/install-deps.sh)"; fi
 
 echo "== the session core under deterministic simulation (tests/sim: every seed that ever failed, then fresh ones)"
 suite sim sh -c "$MAKE -s build/sim && build/sim --seeds 200000 --first 1 --jobs 2 --regressions tests/sim/regressions.txt --quiet"
@@ -129,6 +133,11 @@ suite build-conformance $MAKE -s build/testd build/echo_client build/echo_client
 suite conformance "$PY" tools/conformance.py --scale quick --out build/CONFORMANCE-quick.md
 suite conformance-asan-ubsan "$PY" tools/conformance.py --scale quick --client build/echo_client-asan \
     --out build/CONFORMANCE-quick-asan.md
+# every case again over wss:// (nginx terminating TLS in front of testd), plain and under ASan+UBSan
+if (have nginx || [ -x /usr/sbin/nginx ]) && have openssl; then
+    suite conformance-tls sh -c "$MAKE -s build/testd build/echo_client-tls && $PY tools/conformance.py --scale quick --transport wss --out build/CONFORMANCE-quick-tls.md"
+    suite conformance-tls-asan-ubsan sh -c "$MAKE -s build/testd build/echo_client-tls-asan && $PY tools/conformance.py --scale quick --transport wss --tls-client build/echo_client-tls-asan --out build/CONFORMANCE-quick-tls-asan.md"
+else skip conformance-tls "nginx or openssl missing (tools/install-deps.sh)"; fi
 
 echo "== fuzzing (libFuzzer smoke of every harness; every crash ever found, replayed)"
 suite fuzz-regressions bash tests/fuzz/replay.sh
@@ -151,6 +160,10 @@ echo "== transports: wss:// (nginx terminating TLS, Python websockets over TLS; 
 if "$PY" -c 'import websockets' 2>/dev/null && (have nginx || [ -x /usr/sbin/nginx ]) && have openssl; then
     suite transports-tls-unix sh -c "$MAKE -s build/alwaysup build/alwaysup-tls build/testd && $PY tests/tls/transports.py -j 2"
     suite transports-tls-asan-ubsan sh -c "$MAKE -s build/alwaysup-tls-asan build/testd && ALWAYSUP_TLS_BIN=build/alwaysup-tls-asan $PY tests/tls/transports.py -j 2 -k '^tls_'"
+    # valgrind memcheck on the TLS build: traffic and replay, an outage with requests in flight, mutual TLS, an expired certificate
+    if have valgrind; then
+        suite transports-tls-valgrind sh -c "$MAKE -s build/alwaysup-tls build/testd && ALWAYSUP_SLOW=6 ALWAYSUP_WRAP='valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=99' $PY tests/tls/transports.py -j 2 -k '^(tls_nginx_testd_traffic_and_replay|tls_nginx_testd_outage_and_in_flight|tls_mutual|tls_expired_refused_then_fixed)\$'"
+    else skip transports-tls-valgrind "valgrind not installed"; fi
 else skip transports-tls-unix "python3-websockets, nginx or openssl missing (tools/install-deps.sh)"; fi
 
 if have tinyproxy || [ -x /usr/bin/tinyproxy ]; then

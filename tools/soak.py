@@ -3,21 +3,34 @@
 build/alwaysup while the test daemon is killed and restarted at random
 intervals (and sometimes frozen, or answering 502 to the upgrade).
 
-    tools/soak.py [--restarts N] [--seed S] [--inflight 32]
+    tools/soak.py [--restarts N] [--seed S] [--inflight 32] [--tls]
+
+--tls puts nginx terminating TLS in front of the daemon (tests/tls/tlsnginx.py,
+certificates from tests/tls/make_certs.sh) and runs the OpenSSL build
+(ALWAYSUP_TLS_BIN, default build/alwaysup-tls) with --ca-file on wss://; a
+killed daemon is then a 502 from nginx until it listens again, and every
+check must also find the shim's connections in nginx's access log as TLS.
 
 Afterwards: every request got exactly one answer (its result or an error),
 no answer went to the wrong id, no stdout line was malformed, the MCP
 session survived every restart, and the shim's memory at the end is within a
-small bound of its memory after warm-up. Ends with "N passed, M failed"."""
+small bound of its memory after warm-up. Prints the figures: requests,
+restarts and the recovery time of each restart (from the daemon listening
+again to the first echo answered by it, and from the kill to that answer).
+Ends with "N passed, M failed"."""
 import argparse
 import json
 import os
 import random
+import re
 import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "tls"))
+import harness  # noqa: E402
 from harness import SLOW, WRAP, Checks, Daemon, Shim  # noqa: E402
 
 
@@ -34,12 +47,29 @@ def main():
     ap.add_argument("--restarts", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--inflight", type=int, default=32)
+    ap.add_argument("--tls", action="store_true", help="wss:// through nginx terminating TLS, the OpenSSL build")
     args = ap.parse_args()
     rnd = random.Random(args.seed)
-    t = Checks("soak")
-    d = Daemon("soak", args=["--mcp-strict"], instance="life-0")
-    s = Shim("soak", d.url(), "--ping-interval", "0.3", "--ping-timeout", "0.6", "--handshake-timeout", "1",
-             "--backoff-max", "0.4", "--queue-timeout", "20", "--log-level", "info")
+    name = "soak-tls" if args.tls else "soak"
+    t = Checks(name)
+    d = Daemon(name, args=["--mcp-strict"], instance="life-0")
+    url, extra, ng = d.url(), [], None
+    if args.tls:
+        import tlsnginx
+        tls_bin = os.environ.get("ALWAYSUP_TLS_BIN", os.path.join(ROOT, "build", "alwaysup-tls"))
+        if not os.access(tls_bin, os.X_OK):
+            d.stop()
+            print("soak: %s missing (make build/alwaysup-tls)" % tls_bin)
+            print("0 passed, 1 failed")
+            return 1
+        logdir = os.path.join(ROOT, "build", "test-logs", "soak-tls")
+        certs = tlsnginx.make_certs(os.path.join(logdir, "certs"))
+        ng = tlsnginx.Nginx("soak", d.port, [tlsnginx.tls_server(os.path.join(certs, "server.pem"),
+                                                                os.path.join(certs, "server.key"))], logdir)
+        url, extra = "wss://localhost:%d" % ng.port, ["--ca-file", os.path.join(certs, "ca.pem")]
+        harness.SHIM = tls_bin
+    s = Shim(name, url, "--ping-interval", "0.3", "--ping-timeout", "0.6", "--handshake-timeout", "1",
+             "--backoff-max", "0.4", "--queue-timeout", "20", "--log-level", "info", *extra)
     sent = {}                 # id -> params we sent
     answers = {}              # id -> list of answers
     wrong = []
@@ -47,6 +77,7 @@ def main():
     stop = threading.Event()
     slots = threading.Semaphore(args.inflight)
     counter = [0]
+    echo_times = []           # when each echo result arrived: only a daemon answers echo
 
     # the MCP session the shim must carry over every restart
     i = s.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "soak", "version": "1"}})
@@ -81,6 +112,8 @@ def main():
                     p = m["result"].get("params") if isinstance(m["result"], dict) else None
                     if sent[ident][0] == "echo" and p != sent[ident][1]:
                         wrong.append(("answer for another request", ident))
+                    elif sent[ident][0] == "echo":
+                        echo_times.append(time.monotonic())
 
     def pending():
         with lock:
@@ -113,9 +146,11 @@ def main():
 
     events = {"kill": 0, "freeze": 0, "http502": 0}
     warm_rss = None
+    downs, ups = [], []       # per restart: when the daemon stopped answering, when it listened again
     t0 = time.monotonic()
     for k in range(args.restarts):
         time.sleep(rnd.uniform(0.1, 0.6))                 # daemon up for a while
+        downs.append(time.monotonic())
         roll = rnd.random()
         if roll < 0.15:                                   # frozen: keepalive must notice, then it dies
             events["freeze"] += 1
@@ -133,6 +168,7 @@ def main():
             d.kill()
         time.sleep(rnd.uniform(0.0, 0.4))                 # down
         d.start(instance="life-%d" % (k + 1))
+        ups.append(time.monotonic())
         if k == min(4, args.restarts - 1) and not WRAP:
             time.sleep(0.5)
             warm_rss = rss_kib(s.proc.pid)
@@ -164,14 +200,47 @@ def main():
     if warm_rss is not None and end_rss is not None:
         t.check(end_rss <= warm_rss + 4096, "memory after %d restarts %d KiB, after warm-up %d KiB (bound +4 MiB)"
                 % (args.restarts, end_rss, warm_rss))
+    # recovery: for each restart, the first echo answered after the daemon listened again
+    # (before the next outage began); lives too short to answer one are counted apart
+    with lock:
+        times = sorted(echo_times)
+    recover, gap, missed = [], [], 0
+    for k, up in enumerate(ups):
+        end = downs[k + 1] if k + 1 < len(downs) else float("inf")
+        first = next((x for x in times if up <= x < end), None)
+        if first is None:
+            missed += 1
+        else:
+            recover.append((first - up) * 1000)
+            gap.append((first - downs[k]) * 1000)
+    t.check(not ups or any(x >= ups[-1] for x in times), "echo answered again after the last restart")
     s.close_stdin()
     t.check(s.wait_exit(5) == 0, "exits 0 on stdin EOF afterwards")
     s.stop()
     d.stop()
-    print("soak: %d restarts (%d kills, %d freezes, %d 502 spells) in %.0f s" % (
+    if ng:
+        ng.stop()
+        tls_ups = len(re.findall(r'" 101 sni="localhost" proto=TLSv1\.[23] ', ng.access()))
+        t.check(tls_ups >= len(recover) + 1, "nginx upgraded %d connections over TLS (at least one per recovery, %d)"
+                % (tls_ups, len(recover) + 1))
+        t.check(re.search(r"(?i)insecure", harness.read_text(s.stderr_path)) is None,
+                "no --insecure warning: the CA file was used")
+    print("soak: %s%d restarts (%d kills, %d freezes, %d 502 spells) in %.0f s" % (
+        "over wss:// (nginx terminating TLS, %s), " % os.path.relpath(harness.SHIM, ROOT) if ng else "",
         args.restarts, events["kill"], events["freeze"], events["http502"], elapsed))
     print("soak: %d requests, %d answered exactly once (%d results, %d errors), %d unanswered, %d twice, %d misrouted" % (
         total, once, results, errors, len(never), len(twice), len(wrong)))
+    if recover:
+        def pct(v, q):
+            v = sorted(v)
+            return v[min(len(v) - 1, int(q * len(v)))]
+        print("soak: recovery after the daemon listened again, ms: median %.0f, p90 %.0f, max %.0f (%d restarts; in %d more "
+              "the daemon was killed again before an echo was answered)" % (pct(recover, 0.5), pct(recover, 0.9),
+                                                                           max(recover), len(recover), missed))
+        print("soak: from the kill to the first answer again, ms: median %.0f, p90 %.0f, max %.0f" % (
+            pct(gap, 0.5), pct(gap, 0.9), max(gap)))
+    if ng:
+        print("soak: nginx upgraded %d connections over TLS" % tls_ups)
     if warm_rss is not None:
         print("soak: shim RSS %d KiB after warm-up, %d KiB at the end" % (warm_rss, end_rss))
     for n in t.notes:

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 CC=${CC:-gcc}
 SAN=${SAN--fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer}
 OUT=build/fuzz-replay
-HARNESSES="fuzz_frames fuzz_handshake fuzz_lines_jsonrpc fuzz_url fuzz_sim"
+HARNESSES="fuzz_frames fuzz_handshake fuzz_lines_jsonrpc fuzz_url fuzz_proxy fuzz_sim"
 mkdir -p "$OUT"
 [ -f build/.gitignore ] || echo "*" > build/.gitignore     # build/ ignores itself
 PASS=0

@@ -24,7 +24,7 @@ case "$SECS" in
 esac
 CLANG=${CLANG:-clang}
 JOBS=${JOBS:-1}
-HARNESSES=${HARNESSES:-"fuzz_frames fuzz_handshake fuzz_lines_jsonrpc fuzz_url fuzz_sim"}
+HARNESSES=${HARNESSES:-"fuzz_frames fuzz_handshake fuzz_lines_jsonrpc fuzz_url fuzz_proxy fuzz_sim"}
 OUT=build/fuzz
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 

@@ -15,7 +15,8 @@
      --quick             a seconds-long smoke for make test: 1 turn, 20 + 200
                          round trips, 2000 pipelined, 1 MiB, 1 s outage;
                          writes build/bench-quick.md unless --out says otherwise
-     --only a,b          contenders: direct, alwaysup, peer-python, peer-node
+     --only a,b          contenders: direct, alwaysup, peer-python, peer-node,
+                         alwaysup-nginx, alwaysup-wss
      --out PATH          the Markdown report (default tools/bench/RESULTS.md,
                          quick: build/bench-quick.md; '' for none)
      --stdio             how the shims' stdio is connected: pipes (default, as
@@ -40,6 +41,14 @@
        alwaysup     build/alwaysup ws://127.0.0.1:PORT, spawned with pipes
        peer-python  tools/bench/peers/python_shim.py: a websockets line bridge
        peer-node    tools/bench/peers/node_shim.mjs: a bridge on the npm ws package
+       alwaysup-nginx  build/alwaysup ws://127.0.0.1:PORT2, nginx proxying to the daemon
+       alwaysup-wss    build/alwaysup-tls --ca-file CA wss://localhost:PORT3, the same
+                    nginx terminating TLS (TLS 1.3, its default cipher) in front of the
+                    same daemon: against alwaysup-nginx, the cost of TLS alone
+    The nginx front is tests/tls/tlsnginx.py serve (certificates from
+    tests/tls/make_certs.sh, one worker, pinned with everything else); the
+    nginx contenders take no outage (an outage behind nginx is a 502 from it,
+    a different story, measured by tools/soak.py --tls).
      For the shims the bench writes JSON-RPC lines to their stdin and reads
      lines from their stdout. Every turn starts each contender afresh (after
      the machine has settled from the previous one) and takes, in this order:
@@ -797,7 +806,7 @@ static int round_trip(lnk *L, rx *r, const char *req, size_t n, long long id, si
 }
 
 /* ---- results ---------------------------------------------------------------------------- */
-enum { K_DIRECT, K_ALWAYSUP, K_PYTHON, K_NODE, K_COUNT };
+enum { K_DIRECT, K_ALWAYSUP, K_PYTHON, K_NODE, K_NGINX, K_WSS, K_COUNT };
 typedef struct series { double v[MAX_TURNS]; int n; } series;
 typedef struct contender {
     const char *name, *label;
@@ -811,12 +820,15 @@ typedef struct contender {
 } contender;
 static contender C[K_COUNT];
 static void contenders_init(void) {
-    static const char *const names[K_COUNT] = { "direct", "alwaysup", "peer-python", "peer-node" };
+    static const char *const names[K_COUNT] = { "direct", "alwaysup", "peer-python", "peer-node", "alwaysup-nginx",
+                                                "alwaysup-wss" };
     static const char *const labels[K_COUNT] = {
         "direct: the bench's own in-process client on alwaysup.h (au_client_* + au_poll), no stdio hop",
         "alwaysup: build/alwaysup ws://127.0.0.1:PORT, the shim",
         "peer-python: a websockets line bridge (tools/bench/peers/python_shim.py)",
-        "peer-node: a bridge on the npm ws package (tools/bench/peers/node_shim.mjs)"
+        "peer-node: a bridge on the npm ws package (tools/bench/peers/node_shim.mjs)",
+        "alwaysup-nginx: build/alwaysup ws://127.0.0.1:PORT2, nginx proxying to the same daemon (plain)",
+        "alwaysup-wss: build/alwaysup-tls --ca-file CA wss://localhost:PORT3, the same nginx terminating TLS"
     };
     int i;
     memset(C, 0, sizeof C);
@@ -854,6 +866,74 @@ static double pct(double *v, size_t n, double q) {   /* nearest rank on sorted v
     return v[k - 1];
 }
 
+/* ---- the nginx front: tests/tls/tlsnginx.py serve, for alwaysup-nginx and alwaysup-wss ---- */
+static struct { pid_t pid; int in_fd; unsigned tls_port, plain_port; char ca[PATH_MAX]; char why[300]; } front;
+static char g_url_nginx[64], g_url_wss[64];
+
+static int front_start(unsigned upstream) {
+    int in[2], out[2], lfd;
+    pid_t pid;
+    char script[PATH_MAX + 64], dir[PATH_MAX + 64], up[16], line[PATH_MAX + 128];
+    size_t have = 0;
+    int64_t deadline;
+    snprintf(script, sizeof script, "%.3900s/tests/tls/tlsnginx.py", opt.root);
+    snprintf(dir, sizeof dir, "%.3900s/nginx", opt.logdir);
+    snprintf(up, sizeof up, "%u", upstream);
+    if (pipe(in) != 0) return -1;
+    if (pipe(out) != 0) { close(in[0]); close(in[1]); return -1; }
+    lfd = log_fd("nginx-front");
+    pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {   /* ends with its stdin, or with the bench (and takes nginx along) */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        if (lfd >= 0) dup2(lfd, 2);
+        close(in[1]);
+        close(out[0]);
+        signal(SIGPIPE, SIG_DFL);
+        execl("/usr/bin/python3", "/usr/bin/python3", script, "serve", "--upstream", up, "--dir", dir, "--plain", (char *)NULL);
+        _exit(127);
+    }
+    kid_add(pid);
+    close(in[0]);
+    close(out[1]);
+    if (lfd >= 0) close(lfd);
+    fcntl(in[1], F_SETFD, FD_CLOEXEC);
+    deadline = now_ns() + 60000000000LL;    /* certificates are made on the first run */
+    while (have < sizeof line - 1) {
+        struct pollfd p;
+        ssize_t r;
+        p.fd = out[0];
+        p.events = POLLIN;
+        if (poll(&p, 1, ms_until(deadline)) <= 0 && now_ns() >= deadline) break;
+        r = read(out[0], line + have, sizeof line - 1 - have);
+        if (r <= 0) break;
+        have += (size_t)r;
+        line[have] = 0;
+        if (strchr(line, '\n')) break;
+    }
+    close(out[0]);
+    line[have] = 0;
+    line[strcspn(line, "\n")] = 0;
+    front.pid = pid;
+    front.in_fd = in[1];
+    if (sscanf(line, "listening %u %u %4000s", &front.tls_port, &front.plain_port, front.ca) != 3) {
+        snprintf(front.why, sizeof front.why, "the nginx front did not start (%.200s; see %.60s/nginx-front.log)",
+                 line[0] ? line : "no output", "build/bench-logs");
+        return -1;
+    }
+    snprintf(g_url_nginx, sizeof g_url_nginx, "ws://127.0.0.1:%u", front.plain_port);
+    snprintf(g_url_wss, sizeof g_url_wss, "wss://localhost:%u", front.tls_port);
+    return 0;
+}
+static void front_stop(void) {
+    if (front.pid <= 0) return;
+    close(front.in_fd);                    /* stdin EOF: it stops nginx and exits */
+    stop_kid(front.pid, 5000);
+    front.pid = 0;
+}
+
 /* ---- one turn of one contender ------------------------------------------------------------- */
 static char g_url[64];
 static char *g_big[MAX_SIZES];
@@ -861,9 +941,17 @@ static long long g_id = ID_BASE;
 
 static int contender_start(contender *k, lnk *L) {
     char bin[PATH_MAX + 64], script[PATH_MAX + 64];
-    char *argv[4];
+    char *argv[6];
     switch (k->kind) {
     case K_DIRECT: return start_direct(L, g_url);
+    case K_NGINX:
+        snprintf(bin, sizeof bin, "%.3900s/build/alwaysup", opt.root);
+        argv[0] = bin; argv[1] = g_url_nginx; argv[2] = NULL;
+        return start_proc(L, argv, k->name);
+    case K_WSS:
+        snprintf(bin, sizeof bin, "%.3900s/build/alwaysup-tls", opt.root);
+        argv[0] = bin; argv[1] = (char *)"--ca-file"; argv[2] = front.ca; argv[3] = g_url_wss; argv[4] = NULL;
+        return start_proc(L, argv, k->name);
     case K_ALWAYSUP:
         snprintf(bin, sizeof bin, "%.3900s/build/alwaysup", opt.root);
         if (opt.wrap) {   /* profiling: --wrap 'perf record -g -o FILE --' runs it under a tool */
@@ -1127,6 +1215,7 @@ static int run_capture(char *const argv[], char *out, size_t cap) {
     return st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 static char v_python[128] = "n/a", v_node[128] = "n/a", v_ws[64] = "n/a", v_cc[160], v_src[300] = "";
+static char v_nginx[128] = "n/a", v_tls[128] = "n/a";
 static void check_available(void) {
     char buf[256], path[PATH_MAX + 64];
     struct stat st;
@@ -1134,6 +1223,29 @@ static void check_available(void) {
     for (i = 0; i < K_COUNT; i++) C[i].available = 1;
     snprintf(path, sizeof path, "%.3900s/build/alwaysup", opt.root);
     if (access(path, X_OK) != 0) { C[K_ALWAYSUP].available = 0; snprintf(C[K_ALWAYSUP].skip_why, 200, "build/alwaysup is missing (make)"); }
+    if (access(path, X_OK) != 0) { C[K_NGINX].available = 0; snprintf(C[K_NGINX].skip_why, 200, "build/alwaysup is missing (make)"); }
+    snprintf(path, sizeof path, "%.3900s/build/alwaysup-tls", opt.root);
+    if (access(path, X_OK) != 0) { C[K_WSS].available = 0; snprintf(C[K_WSS].skip_why, 200, "build/alwaysup-tls is missing (make build/alwaysup-tls)"); }
+    else if (C[K_WSS].selected) {
+        char *argv[] = { path, (char *)"--version", NULL };
+        char *t;
+        if (run_capture(argv, buf, sizeof buf) >= 0 && (t = strstr(buf, "tls (")) != NULL) {
+            t += 5;
+            t[strcspn(t, ")")] = 0;
+            snprintf(v_tls, sizeof v_tls, "%.120s", t);
+        }
+    }
+    if (C[K_NGINX].selected || C[K_WSS].selected) {
+        char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)"/usr/sbin/nginx -v 2>&1", NULL };
+        if (run_capture(argv, buf, sizeof buf) != 0 || !strstr(buf, "nginx")) {
+            C[K_NGINX].available = C[K_WSS].available = 0;
+            snprintf(C[K_NGINX].skip_why, 200, "/usr/sbin/nginx is missing (apt-get install nginx)");
+            snprintf(C[K_WSS].skip_why, 200, "/usr/sbin/nginx is missing (apt-get install nginx)");
+        } else {
+            char *v = strstr(buf, "nginx/");
+            snprintf(v_nginx, sizeof v_nginx, "%.100s", v ? v : buf);
+        }
+    }
     {
         char *argv[] = { (char *)"/usr/bin/python3", (char *)"-c",
                          (char *)"import sys, websockets; print(sys.version.split()[0], websockets.__version__)", NULL };
@@ -1268,7 +1380,8 @@ static void build_rows(void) {
         r = add_row(name);
         for (c = 0; c < g_ncols; c++) {
             contender *k = &C[g_cols[c]];
-            if (!k->outage_done) snprintf(r->cell[c], 80, "-");
+            if (k->kind == K_NGINX || k->kind == K_WSS) snprintf(r->cell[c], 80, "n/a");   /* no outage behind nginx */
+            else if (!k->outage_done) snprintf(r->cell[c], 80, "-");
             else snprintf(r->cell[c], 80, "%.2f (ticks %.0f)", k->cpu_exact_ms, k->cpu_ticks_ms);
         }
         r = add_row("(a) queued, answered ms");
@@ -1340,6 +1453,59 @@ static void print_ratios(FILE *f, int md) {
         if (md) fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", k->name, a, b, cc, dd, e, g, h, i2, j);
         else fprintf(f, "%-14s %12s %9s %9s %10s %12s %9s %10s %9s %9s\n", k->name, a, b, cc, dd, e, g, h, i2, j);
     }
+}
+/* what TLS adds: alwaysup-wss against alwaysup-nginx, the same path through the same nginx */
+static void print_tls_cost(FILE *f, int md) {
+    contender *w = &C[K_WSS], *p = &C[K_NGINX];
+    int s;
+    char nb[32], a[64], b[64], c[96];
+    if (!w->selected || !p->selected || !have(&w->p50_us) || !have(&p->p50_us)) {
+        fprintf(f, "%s(no TLS cost: alwaysup-nginx and alwaysup-wss were not both measured)\n", md ? "" : "  ");
+        return;
+    }
+    if (md) fprintf(f, "| figure (medians) | alwaysup-nginx, ws:// | alwaysup-wss, wss:// | TLS cost |\n|---|---|---|---|\n");
+    else fprintf(f, "%-34s %16s %16s %26s\n", "TLS cost (wss:// vs ws://, nginx)", "alwaysup-nginx", "alwaysup-wss", "TLS cost");
+#define TLS_ROW(title, va, vb, fa, cost)                                                            \
+    do {                                                                                            \
+        snprintf(a, sizeof a, fa, va);                                                              \
+        snprintf(b, sizeof b, fa, vb);                                                              \
+        snprintf(c, sizeof c, "%s", cost);                                                          \
+        if (md) fprintf(f, "| %s | %s | %s | %s |\n", title, a, b, c);                               \
+        else fprintf(f, "%-34s %16s %16s %26s\n", title, a, b, c);                                   \
+    } while (0)
+    {
+        char cost[96];
+        snprintf(cost, sizeof cost, "%+.2f ms (TLS handshake)", med(&w->startup_ms) - med(&p->startup_ms));
+        TLS_ROW("startup ms", med(&p->startup_ms), med(&w->startup_ms), "%.2f", cost);
+        snprintf(cost, sizeof cost, "%+.1f us per round trip", med(&w->p50_us) - med(&p->p50_us));
+        TLS_ROW("latency p50 us", med(&p->p50_us), med(&w->p50_us), "%.1f", cost);
+        snprintf(cost, sizeof cost, "%+.1f us", med(&w->p99_us) - med(&p->p99_us));
+        TLS_ROW("latency p99 us", med(&p->p99_us), med(&w->p99_us), "%.1f", cost);
+        snprintf(cost, sizeof cost, "%+.2f us per message (%.2fx)", 1e6 / med(&w->tput) - 1e6 / med(&p->tput),
+                 med(&w->tput) / med(&p->tput));
+        TLS_ROW("pipelined msg/s", med(&p->tput), med(&w->tput), "%.0f", cost);
+        if (have(&w->cpu_rt_us) && have(&p->cpu_rt_us)) {
+            snprintf(cost, sizeof cost, "%+.2f us per round trip", med(&w->cpu_rt_us) - med(&p->cpu_rt_us));
+            TLS_ROW("shim CPU us per round trip", med(&p->cpu_rt_us), med(&w->cpu_rt_us), "%.2f", cost);
+        }
+        if (have(&w->cpu_pipe_us) && have(&p->cpu_pipe_us)) {
+            snprintf(cost, sizeof cost, "%+.2f us per message", med(&w->cpu_pipe_us) - med(&p->cpu_pipe_us));
+            TLS_ROW("shim CPU us per pipelined msg", med(&p->cpu_pipe_us), med(&w->cpu_pipe_us), "%.2f", cost);
+        }
+        for (s = 0; s < opt.nsizes && !opt.no_large; s++) {
+            char title[64];
+            double mib = (double)opt.sizes[s] / (double)MIB;
+            if (!have(&w->rtt_ms[s]) || !have(&p->rtt_ms[s])) continue;
+            snprintf(title, sizeof title, "%s round trip ms", size_name(opt.sizes[s], nb));
+            snprintf(cost, sizeof cost, "%+.2f ms per MiB each way and back", (med(&w->rtt_ms[s]) - med(&p->rtt_ms[s])) / mib);
+            TLS_ROW(title, med(&p->rtt_ms[s]), med(&w->rtt_ms[s]), "%.1f", cost);
+        }
+        if (have(&w->rss_rest_kb) && have(&p->rss_rest_kb)) {
+            snprintf(cost, sizeof cost, "%+.0f KiB (libssl, libcrypto)", med(&w->rss_rest_kb) - med(&p->rss_rest_kb));
+            TLS_ROW("peak RSS at rest KiB", med(&p->rss_rest_kb), med(&w->rss_rest_kb), "%.0f", cost);
+        }
+    }
+#undef TLS_ROW
 }
 typedef struct target { const char *what; int known, pass; char value[160]; } target;
 static int targets(target *t) {
@@ -1484,6 +1650,9 @@ static void write_results(const char *path, double seconds) {
     for (s = 0; s < opt.nsizes; s++) fprintf(f, "%s %s", s ? "," : "", size_name(opt.sizes[s], nb));
     fprintf(f, "\n- stdio: %s; daemon: build/testd --mode echo on 127.0.0.1\n", opt.socketpair ? "Unix socket pairs" : "pipes");
     fprintf(f, "- pinned: every process (bench, daemon, contender) on %s\n", opt.pinned);
+    if (C[K_NGINX].selected || C[K_WSS].selected)
+        fprintf(f, "- nginx: %s in the path of alwaysup-nginx (plain) and alwaysup-wss (terminating TLS 1.3, a P-256 "
+                   "certificate from tests/tls/make_certs.sh), one worker, pinned with the rest; TLS: %s\n", v_nginx, v_tls);
     if (opt.outage > 0)
         fprintf(f, "- outage: %.0f s (once per contender), then a second one of %.0f s for (b)\n", opt.outage,
                 opt.outage < 15 ? opt.outage : 15);
@@ -1495,6 +1664,12 @@ static void write_results(const char *path, double seconds) {
     print_table(f, 1);
     fprintf(f, "\n## Against direct (medians of this run)\n\n");
     print_ratios(f, 1);
+    fprintf(f, "\n## What TLS costs (alwaysup-wss against alwaysup-nginx: the same nginx, the same daemon)\n\n");
+    print_tls_cost(f, 1);
+    fprintf(f, "\nThe latency and throughput differences include nginx's side of TLS (it decrypts, and encrypts "
+               "the answers, on the same CPU); the shim CPU rows are the client side alone. Per MiB: the large "
+               "round trip's difference divided by its size (the request goes up encrypted and the answer, as "
+               "large, comes back encrypted).\n");
     fprintf(f, "\n## alwaysup's targets\n\n| target | verdict | measured |\n|---|---|---|\n");
     n = targets(t);
     for (i = 0; i < n; i++)
@@ -1545,7 +1720,7 @@ static void usage(void) {
                     "             [--stdio pipe|socketpair] [--round-trips N] [--messages N]\n"
                     "             [--sizes MIB,...] [--no-large] [--cpus LIST|all] [--warmup-turns N]\n"
                     "             [--label TEXT] [--wrap 'TOOL ARGS --']\n"
-                    "  contenders: direct, alwaysup, peer-python, peer-node\n"
+                    "  contenders: direct, alwaysup, peer-python, peer-node, alwaysup-nginx, alwaysup-wss\n"
                     "  --quick: a seconds-long smoke (1 turn, tiny counts, 1 MiB, 1 s outage)\n"
                     "  --outage 0 skips the outage; --out '' writes no file\n"
                     "  --sizes 1,16,64: the large messages in MiB (up to 3, smallest first)\n"
@@ -1709,6 +1884,17 @@ int main(int argc, char **argv) {
     }
     if (daemon_start(0, &t_listen) != 0) die("cannot start the echo daemon");
     snprintf(g_url, sizeof g_url, "ws://127.0.0.1:%u", daemon_.port);
+    for (i = 0; i < g_ncols; i++)
+        if (g_cols[i] == K_NGINX || g_cols[i] == K_WSS) {
+            if (front_start(daemon_.port) != 0) {
+                C[K_NGINX].failed = C[K_WSS].failed = 1;
+                snprintf(C[K_NGINX].fail_why, sizeof C[K_NGINX].fail_why, "%s", front.why);
+                snprintf(C[K_WSS].fail_why, sizeof C[K_WSS].fail_why, "%s", front.why);
+                fprintf(stderr, "bench: %s\n", front.why);
+            } else
+                fprintf(stderr, "bench: nginx in front of the daemon: %s (plain), %s (TLS)\n", g_url_nginx, g_url_wss);
+            break;
+        }
 
     /* buffers made and touched once, before anything is timed */
     for (i = 0; i < opt.nsizes; i++) g_big[i] = make_big(opt.sizes[i], ID_BASE);
@@ -1750,7 +1936,7 @@ int main(int argc, char **argv) {
         int c;
         for (c = 0; c < g_ncols; c++) {
             contender *k = &C[g_cols[c]];
-            if (k->failed) continue;
+            if (k->failed || k->kind == K_NGINX || k->kind == K_WSS) continue;   /* behind nginx: tools/soak.py --tls */
             settle();
             fprintf(stderr, "bench: outage, %s: %.0f s down, then %.0f s more for (b)\n", k->name, opt.outage,
                     opt.outage < 15 ? opt.outage : 15);
@@ -1762,6 +1948,7 @@ int main(int argc, char **argv) {
                     k->delay_a_ms, k->delay_b_ms);
         }
     }
+    front_stop();
     daemon_kill();
 
     build_rows();
@@ -1770,6 +1957,8 @@ int main(int argc, char **argv) {
     print_table(stdout, 0);
     printf("\n");
     print_ratios(stdout, 0);
+    printf("\n");
+    print_tls_cost(stdout, 0);
     {
         target t[10];
         int n = targets(t);
