@@ -155,7 +155,7 @@ enum {
     AU_EURL_HOST = -14,      /* empty or malformed host */
     AU_EURL_PORT = -15,      /* port empty, not a number or not 1-65535 */
     AU_EURL_PATH = -16,      /* path or query has a byte that needs %-encoding */
-    AU_EURL_UNIX = -17,      /* ws+unix: without an absolute socket path, or not on this platform */
+    AU_EURL_UNIX = -17,      /* ws+unix: without an absolute socket path, or (au_client_init, c->error says so) no AF_UNIX here */
     AU_EHEADER = -20,        /* header name/value unusable (CR, LF, NUL...) */
     AU_ERANDOM = -21,        /* the OS random source failed */
     AU_ETLS = -22,           /* the TLS backend could not be set up (CA file, certificate, key) */
@@ -957,6 +957,20 @@ ALWAYSUP_DEF int au_bridge_check(const au_bridge_desc *desc, FILE *report);
 #    pragma comment(lib, "ws2_32")
 #    pragma comment(lib, "bcrypt")
 #  endif
+#  if defined(__has_include)
+#    if __has_include(<afunix.h>)
+#      include <afunix.h>             /* AF_UNIX, Windows 10 1803 and newer */
+#      define AU__HAVE_AFUNIX 1
+#    endif
+#  endif
+#  if defined(AU__HAVE_AFUNIX)
+typedef struct sockaddr_un au__sockaddr_un;
+#  else
+typedef struct { ADDRESS_FAMILY sun_family; char sun_path[108]; } au__sockaddr_un;   /* as afunix.h has it */
+#  endif
+#  if !defined(ALWAYSUP_NO_THREADS)
+#    define AU__ASYNC_RESOLVE 1        /* name resolution off the event loop (CreateThread) */
+#  endif
 #else
 #  include <errno.h>
 #  include <fcntl.h>
@@ -967,6 +981,7 @@ ALWAYSUP_DEF int au_bridge_check(const au_bridge_desc *desc, FILE *report);
 #  include <sys/stat.h>
 #  include <sys/uio.h>
 #  include <sys/un.h>
+typedef struct sockaddr_un au__sockaddr_un;
 #  if !defined(ALWAYSUP_NO_THREADS)
 #    include <pthread.h>               /* name resolution off the event loop */
 #    define AU__ASYNC_RESOLVE 1
@@ -1007,6 +1022,7 @@ ALWAYSUP_DEF int au_bridge_check(const au_bridge_desc *desc, FILE *report);
 #  define AU__INLINE static inline
 #endif
 #define AU__LIT(s) s, (sizeof(s) - 1)          /* a string literal and its length */
+#define AU__NO_AFUNIX "this Windows has no AF_UNIX sockets (Windows 10 1803 or newer has them)"
 #define AU__DEFAULT_MAX_MESSAGE ((uint64_t)256 << 20)
 #define AU__DEFAULT_MAX_HEAD ((size_t)16 << 10)
 
@@ -1023,11 +1039,7 @@ ALWAYSUP_DEF const char *au_strerror(int err) {
     case AU_EURL_SCHEME: return "URL must start with ws://, wss:// or ws+unix:";
     case AU_EURL_TLS: return "wss:// needs TLS, which this build does not have: rebuild with make TLS=openssl "
                              "(or use ws:// on loopback, or a TLS proxy in front)";
-    case AU_EURL_UNIX: return "ws+unix: needs an absolute socket path of at most 107 bytes (ws+unix:///path.sock[:/request/path])"
-#if defined(_WIN32)
-                              "; this Windows build has no Unix domain sockets"
-#endif
-                              ;
+    case AU_EURL_UNIX: return "ws+unix: needs an absolute socket path of at most 107 bytes (ws+unix:///path.sock[:/request/path])";
     case AU_ETLS: return "TLS setup failed (CA file, certificate or key)";
     case AU_EURL_USERINFO: return "user:password@ in the URL is not supported; send credentials in a header";
     case AU_EURL_FRAGMENT: return "a #fragment is not allowed in a WebSocket URL";
@@ -5433,85 +5445,188 @@ ALWAYSUP_DEF const au_tls_backend *au_tls_builtin(void) { return &au__sch; }
 #else
 ALWAYSUP_DEF const au_tls_backend *au_tls_builtin(void) { return NULL; }
 #endif
+/* ws+unix: needs AF_UNIX, which Windows has from 10 1803 on: asked of the system at run time */
+static int au__unix_usable(void) {
+#if defined(_WIN32)
+    WSADATA wsa;
+    SOCKET s;
+    if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) return 0;
+    s = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (s != INVALID_SOCKET) closesocket(s);
+    WSACleanup();
+    return s != INVALID_SOCKET;
+#else
+    return 1;
+#endif
+}
 ALWAYSUP_DEF const char *au_transports(void) {
     static char text[120];
     const au_tls_backend *t = au_tls_builtin();
-#if defined(_WIN32)
-    snprintf(text, sizeof text, "tcp%s%s%s", t ? ", tls (" : "", t ? t->name : "", t ? ")" : "");
-#else
-    snprintf(text, sizeof text, "tcp, unix%s%s%s", t ? ", tls (" : "", t ? t->name : "", t ? ")" : "");
-#endif
+    snprintf(text, sizeof text, "tcp%s%s%s%s", au__unix_usable() ? ", unix" : "", t ? ", tls (" : "", t ? t->name : "", t ? ")" : "");
     return text;
 }
 
+/* what getaddrinfo's code means (Winsock's are socket error codes) */
+static void au__gai_strerror(int rc, char *buf, size_t cap) {
+#if defined(_WIN32)
+    au__sock_strerror(rc, buf, cap);
+#else
+    snprintf(buf, cap, "%s", gai_strerror(rc));
+#endif
+}
 #if defined(AU__ASYNC_RESOLVE)
 /* getaddrinfo on a thread of its own, so a name service that does not answer
    never holds the loop: the thread writes one byte to a pipe the client
-   polls. Whoever lets go last frees the lookup; a client that gives up never
-   waits for the thread. */
+   polls (on Windows, whose select() waits on sockets only, it sends one
+   datagram between two loopback UDP sockets connected to each other). Whoever
+   lets go last frees the lookup; a client that gives up never waits for the
+   thread. */
+#if defined(_WIN32)
+typedef CRITICAL_SECTION au__mutex;
+#  define AU__MUTEX_INIT(m) InitializeCriticalSection(m)
+#  define AU__MUTEX_LOCK(m) EnterCriticalSection(m)
+#  define AU__MUTEX_UNLOCK(m) LeaveCriticalSection(m)
+#  define AU__MUTEX_DESTROY(m) DeleteCriticalSection(m)
+#else
+typedef pthread_mutex_t au__mutex;
+#  define AU__MUTEX_INIT(m) pthread_mutex_init(m, NULL)
+#  define AU__MUTEX_LOCK(m) pthread_mutex_lock(m)
+#  define AU__MUTEX_UNLOCK(m) pthread_mutex_unlock(m)
+#  define AU__MUTEX_DESTROY(m) pthread_mutex_destroy(m)
+#endif
 typedef struct au__lookup {
-    pthread_mutex_t mu;
-    int refs, done, abandoned, rc, wfd;
+    au__mutex mu;
+    int refs, done, abandoned, rc;
+    au__socket wfd;                      /* the thread's end of the wakeup */
     struct addrinfo hints, *res;
     char host[256], port[8];
 } au__lookup;
-static void au__lookup_release(au__lookup *l) {           /* with l->mu held; unlocks */
-    int last = --l->refs == 0;
-    pthread_mutex_unlock(&l->mu);
-    if (!last) return;
-    if (l->res) freeaddrinfo(l->res);
-    if (l->wfd >= 0) close(l->wfd);
-    pthread_mutex_destroy(&l->mu);
-    ALWAYSUP_FREE(l);
-}
-static void *au__lookup_run(void *arg) {
-    au__lookup *l = (au__lookup *)arg;
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(l->host, l->port, &l->hints, &res);
-    pthread_mutex_lock(&l->mu);
-    l->rc = rc;
-    l->res = res;
-    l->done = 1;
-    if (!l->abandoned) { char one = 1; if (write(l->wfd, &one, 1) < 0) {} }   /* the reader is there: no SIGPIPE */
-    close(l->wfd);
-    l->wfd = -1;
-    au__lookup_release(l);
-    return NULL;
-}
-/* 1 and the pipe to poll in *fd when a thread resolves; 0: resolve here */
-static int au__lookup_start(au_client *c, const char *host, const char *port, const struct addrinfo *hints, int *fd) {
-    au__lookup *l;
-    pthread_t th;
-    pthread_attr_t attr;
-    int p[2], ok;
-    if (pipe(p) != 0) return 0;
-    l = (au__lookup *)ALWAYSUP_REALLOC(NULL, sizeof *l);
-    if (!l) { close(p[0]); close(p[1]); return 0; }
-    memset(l, 0, sizeof *l);
-    pthread_mutex_init(&l->mu, NULL);
-    l->refs = 2;
-    l->wfd = p[1];
-    l->hints = *hints;
-    snprintf(l->host, sizeof l->host, "%s", host);
-    snprintf(l->port, sizeof l->port, "%s", port);
+/* the wakeup: w[0] for the client to poll, w[1] for the thread's one byte */
+static int au__wake_open(au__socket w[2]) {
+#if defined(_WIN32)
+    struct sockaddr_in a[2];
+    int i, n;
+    w[0] = w[1] = INVALID_SOCKET;
+    for (i = 0; i < 2; i++) {
+        memset(&a[i], 0, sizeof a[i]);
+        a[i].sin_family = AF_INET;
+        a[i].sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        n = (int)sizeof a[i];
+        w[i] = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+        if (w[i] == INVALID_SOCKET || bind(w[i], (struct sockaddr *)&a[i], (int)sizeof a[i]) != 0 ||
+            getsockname(w[i], (struct sockaddr *)&a[i], &n) != 0)
+            goto fail;
+    }
+    /* connected both ways: each takes datagrams from the other only, so no other local sender wakes the loop */
+    if (connect(w[0], (struct sockaddr *)&a[1], (int)sizeof a[1]) != 0 || connect(w[1], (struct sockaddr *)&a[0], (int)sizeof a[0]) != 0 ||
+        au__sock_nonblock(w[0]) != 0)
+        goto fail;
+    return 0;
+fail:
+    for (i = 0; i < 2; i++)
+        if (w[i] != INVALID_SOCKET) closesocket(w[i]);
+    w[0] = w[1] = INVALID_SOCKET;
+    return -1;
+#else
+    int p[2];
+    if (pipe(p) != 0) return -1;
     fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL, 0) | O_NONBLOCK);
     fcntl(p[0], F_SETFD, FD_CLOEXEC);
     fcntl(p[1], F_SETFD, FD_CLOEXEC);
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    ok = pthread_create(&th, &attr, au__lookup_run, l) == 0;
-    pthread_attr_destroy(&attr);
-    if (!ok) { close(p[0]); close(p[1]); pthread_mutex_destroy(&l->mu); ALWAYSUP_FREE(l); return 0; }
-    c->lookup = l;
-    *fd = p[0];
-    return 1;
+    w[0] = p[0];
+    w[1] = p[1];
+    return 0;
+#endif
+}
+static void au__lookup_release(au__lookup *l) {           /* with l->mu held; unlocks */
+    int last = --l->refs == 0;
+    AU__MUTEX_UNLOCK(&l->mu);
+    if (!last) return;
+    if (l->res) freeaddrinfo(l->res);
+    if (l->wfd != AU__BAD_SOCKET) AU__CLOSE_SOCKET(l->wfd);
+    AU__MUTEX_DESTROY(&l->mu);
+    ALWAYSUP_FREE(l);
+#if defined(_WIN32)
+    WSACleanup();                        /* the reference au__lookup_start took for the thread */
+#endif
+}
+static void au__lookup_body(au__lookup *l) {
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(l->host, l->port, &l->hints, &res);
+    AU__MUTEX_LOCK(&l->mu);
+    l->rc = rc;
+    l->res = res;
+    l->done = 1;
+    if (!l->abandoned) {                 /* the reader is there: no SIGPIPE */
+        char one = 1;
+#if defined(_WIN32)
+        send(l->wfd, &one, 1, 0);
+#else
+        if (write(l->wfd, &one, 1) < 0) {}
+#endif
+    }
+    AU__CLOSE_SOCKET(l->wfd);
+    l->wfd = AU__BAD_SOCKET;
+    au__lookup_release(l);
+}
+#if defined(_WIN32)
+static DWORD WINAPI au__lookup_run(LPVOID arg) { au__lookup_body((au__lookup *)arg); return 0; }
+#else
+static void *au__lookup_run(void *arg) { au__lookup_body((au__lookup *)arg); return NULL; }
+#endif
+/* 1 and the wakeup to poll in *fd when a thread resolves; 0: resolve here */
+static int au__lookup_start(au_client *c, const char *host, const char *port, const struct addrinfo *hints, au__socket *fd) {
+    au__lookup *l;
+    au__socket w[2];
+    int ok;
+#if defined(_WIN32)
+    HANDLE th;
+    WSADATA wsa;
+    if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) return 0;   /* the thread's own: the client may be freed first */
+#else
+    pthread_t th;
+    pthread_attr_t attr;
+#endif
+    w[0] = w[1] = AU__BAD_SOCKET;
+    l = au__wake_open(w) == 0 ? (au__lookup *)ALWAYSUP_REALLOC(NULL, sizeof *l) : NULL;
+    if (l) {
+        memset(l, 0, sizeof *l);
+        AU__MUTEX_INIT(&l->mu);
+        l->refs = 2;
+        l->wfd = w[1];
+        l->hints = *hints;
+        snprintf(l->host, sizeof l->host, "%s", host);
+        snprintf(l->port, sizeof l->port, "%s", port);
+#if defined(_WIN32)
+        th = CreateThread(NULL, 0, au__lookup_run, l, 0, NULL);
+        ok = th != NULL;
+        if (ok) CloseHandle(th);               /* detached */
+#else
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        ok = pthread_create(&th, &attr, au__lookup_run, l) == 0;
+        pthread_attr_destroy(&attr);
+#endif
+        if (ok) {
+            c->lookup = l;
+            *fd = w[0];
+            return 1;
+        }
+        AU__MUTEX_DESTROY(&l->mu);
+        ALWAYSUP_FREE(l);
+    }
+    if (w[0] != AU__BAD_SOCKET) { AU__CLOSE_SOCKET(w[0]); AU__CLOSE_SOCKET(w[1]); }
+#if defined(_WIN32)
+    WSACleanup();
+#endif
+    return 0;
 }
 /* the client lets go of its lookup (done or not) */
 static void au__lookup_drop(au_client *c) {
     au__lookup *l = (au__lookup *)c->lookup;
     if (!l) return;
     c->lookup = NULL;
-    pthread_mutex_lock(&l->mu);
+    AU__MUTEX_LOCK(&l->mu);
     l->abandoned = 1;
     au__lookup_release(l);
 }
@@ -5573,9 +5688,11 @@ ALWAYSUP_DEF int au_client_init(au_client *c, const au_client_desc *desc) {
         if (!c->tls_ctx) { c->tlsb = NULL; return AU_ETLS; }   /* c->error says why; the caller frees */
         r = AU_OK;
     }
-#if defined(_WIN32)
-    if (r == AU_OK && c->url.unix_socket) r = AU_EURL_UNIX;
-#endif
+    if (r == AU_OK && c->url.unix_socket && !au__unix_usable()) {
+        /* a platform without the socket family: no retry can change that, so refused at start like wss:// without TLS */
+        snprintf(c->error, sizeof c->error, "%s", AU__NO_AFUNIX);
+        r = AU_EURL_UNIX;
+    }
     if (r == AU_OK && desc->proxy && desc->proxy[0] && !c->url.unix_socket) {   /* CONNECT host:port, then TLS and the upgrade */
         /* line holds the longest request: two targets, the agent, 340 bytes of Basic credentials */
         char userinfo[256], target[300], line[2 * 300 + 160 + AU_BASE64_LEN(256)], b64[AU_BASE64_LEN(256) + 1];
@@ -5665,10 +5782,9 @@ static void au__client_try_next(au_client *c, int64_t now) {
     if (!c->error[0]) snprintf(c->error, sizeof c->error, "no usable address for %.100s%s%.100s", c->url.host, why[0] ? ": " : "", why);
     au__client_end(c, AU_CLOSE_ABNORMAL);
 }
-#if !defined(_WIN32)
 /* ws+unix: one address, no name service */
 static void au__client_connect_unix(au_client *c, int64_t now) {
-    struct sockaddr_un sa;
+    au__sockaddr_un sa;
     au__socket s;
     char why[128];
     int e = 0;
@@ -5680,7 +5796,7 @@ static void au__client_connect_unix(au_client *c, int64_t now) {
     if (s == AU__BAD_SOCKET) e = AU__SOCK_ERRNO();
     else if (au__sock_nonblock(s) != 0) { e = AU__SOCK_ERRNO(); AU__CLOSE_SOCKET(s); s = AU__BAD_SOCKET; }
     else if (connect(s, (const struct sockaddr *)&sa, (socklen_t)sizeof sa) != 0 && !AU__IN_PROGRESS(AU__SOCK_ERRNO()) &&
-             AU__SOCK_ERRNO() != EAGAIN) {
+             !AU__WOULD_BLOCK(AU__SOCK_ERRNO())) {
         e = AU__SOCK_ERRNO();
         AU__CLOSE_SOCKET(s);
         s = AU__BAD_SOCKET;
@@ -5695,7 +5811,6 @@ static void au__client_connect_unix(au_client *c, int64_t now) {
     c->sock = (au_socket_t)s;
     c->deadline = now + au__ms(c->desc.connect_timeout);
 }
-#endif
 ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     struct addrinfo hints, *res = NULL;
     char port[8];
@@ -5709,9 +5824,7 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     memset(c->reached, 0, sizeof c->reached);
     c->reached[AU_CLIENT_IDLE] = now;
     c->http_status = 0;
-#if !defined(_WIN32)
     if (c->url.unix_socket) { au__client_connect_unix(c, now); return; }
-#endif
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -5724,7 +5837,7 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
         snprintf(port, sizeof port, "%u", (unsigned)to->port);
 #if defined(AU__ASYNC_RESOLVE)
         if (!numeric) {                           /* a name: resolved off the loop */
-            int fd;
+            au__socket fd;
             if (au__lookup_start(c, to->host, port, &hints, &fd)) {
                 c->sock = (au_socket_t)fd;
                 c->state = AU_CLIENT_RESOLVING;
@@ -5737,12 +5850,10 @@ ALWAYSUP_DEF void au_client_connect(au_client *c, int64_t now) {
     }
     c->state = AU_CLIENT_CONNECTING;
     if (r != 0 || !res) {
-#if defined(_WIN32)
-        snprintf(c->error, sizeof c->error, "cannot resolve %s: error %d", c->url.host, r);
-#else
+        char why[128];
+        au__gai_strerror(r, why, sizeof why);
         snprintf(c->error, sizeof c->error, "cannot resolve %.120s%s: %.100s", c->via_proxy ? c->proxy_url.host : c->url.host,
-                 c->via_proxy ? " (the proxy)" : "", gai_strerror(r));
-#endif
+                 c->via_proxy ? " (the proxy)" : "", why);
         au__client_end(c, AU_CLOSE_ABNORMAL);
         return;
     }
@@ -5975,18 +6086,22 @@ ALWAYSUP_DEF int au_client_poll(au_client *c, int revents, int64_t now, au_ws_ms
         struct addrinfo *res = NULL;
         int rc = 0, done;
         const char *host = c->via_proxy ? c->proxy_url.host : c->url.host;
-        pthread_mutex_lock(&l->mu);
+        char why[128];
+        AU__MUTEX_LOCK(&l->mu);
         done = l->done;
         if (done) { res = l->res; l->res = NULL; rc = l->rc; }
-        pthread_mutex_unlock(&l->mu);
+        AU__MUTEX_UNLOCK(&l->mu);
         (void)revents;
         if (!done && now < c->deadline) return 0;
         au__lookup_drop(c);
-        au__client_close_socket(c);               /* the pipe */
+        au__client_close_socket(c);               /* the wakeup */
         c->state = AU_CLIENT_CONNECTING;
         if (!done) snprintf(c->error, sizeof c->error, "cannot resolve %.120s: no answer from the name service within %.3g s", host,
                             c->desc.connect_timeout);
-        else if (rc != 0 || !res) snprintf(c->error, sizeof c->error, "cannot resolve %.120s: %.100s", host, gai_strerror(rc));
+        else if (rc != 0 || !res) {
+            au__gai_strerror(rc, why, sizeof why);
+            snprintf(c->error, sizeof c->error, "cannot resolve %.120s%s: %.100s", host, c->via_proxy ? " (the proxy)" : "", why);
+        }
         if (!done || rc != 0 || !res) {
             if (res) freeaddrinfo(res);
             au__client_end(c, AU_CLOSE_ABNORMAL);
@@ -6630,6 +6745,7 @@ static int au__bridge_client(au_bridge *b, int k) {
         au__printable(shown, sizeof shown, cd.url, strlen(cd.url));
         if (r == AU_ETLS) snprintf(b->error, sizeof b->error, "TLS setup failed: %.200s", b->client.error);
         else if (cd.proxy && r == AU_EINVAL) snprintf(b->error, sizeof b->error, "bad proxy for '%s': not http://host[:port]", shown);
+        else if (r == AU_EURL_UNIX && b->client.error[0]) snprintf(b->error, sizeof b->error, "cannot use '%s': %.100s", shown, b->client.error);
         else snprintf(b->error, sizeof b->error, "bad URL '%s': %s", shown, au_strerror(r));
         au_client_free(&b->client);
         return r;

@@ -636,6 +636,8 @@ def bad_configuration(t):
         ([], {"ALWAYSUP_URL": "ftp://x"}, "bad URL"),
         ([], {"ALWAYSUP_PING_TIMEOUT": "-3"}, "not a non-negative number"),
     ]
+    if not re.search(rb"transports: tcp, unix\b", v.stdout):   # a Windows without AF_UNIX (Wine 8): refused at start, saying why
+        cases.append((["ws+unix:/tmp/alwaysup-none.sock"], {}, "this Windows has no AF_UNIX sockets (Windows 10 1803 or newer has them)"))
     for args, env, want in cases:
         e = {k: v for k, v in os.environ.items() if not k.startswith("ALWAYSUP_") or k in ("ALWAYSUP_BIN",)}
         e.update(env)

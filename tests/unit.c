@@ -1108,6 +1108,90 @@ static void test_random(void) {
     CHECK_STR(au_strerror(12345), "unknown error");
 }
 
+/* ------------------------------------------------------ transports, lookups */
+/* a name is resolved on a thread: the attempt waits in AU_CLIENT_RESOLVING on
+   a wakeup the loop polls, then connects; ws+unix: where the system has
+   AF_UNIX, else refused at init with the reason */
+static void test_client_transports(void) {
+    au_client c, c2;
+    au_client_desc d;
+    au_ws_msg m;
+    struct sockaddr_in a;
+    socklen_t al = (socklen_t)sizeof a;
+    au__socket l, u;
+    char url[64], port[16];
+    int i, accepted = 0, ended = 0, woke = 0, unix_ok;
+    t_ctx = "client";
+    memset(&d, 0, sizeof d);
+    d.url = "ws://127.0.0.1:9/";
+    CHECK_INT(au_client_init(&c2, &d), AU_OK);           /* holds Winsock for the probes below */
+    u = socket(AF_UNIX, SOCK_STREAM, 0);
+    unix_ok = u != AU__BAD_SOCKET;
+    if (unix_ok) AU__CLOSE_SOCKET(u);
+#if defined(_WIN32)
+    fprintf(stderr, "note: socket(AF_UNIX) %s here\n", unix_ok ? "works" : "fails");
+#endif
+    d.url = "ws+unix:/tmp/alwaysup-unit-none.sock";
+    if (unix_ok) {
+        CHECK_INT(au_client_init(&c, &d), AU_OK);
+        CHECK(strstr(au_transports(), "unix") != NULL);
+        au_client_connect(&c, au_now_ms());          /* no such socket file: an attempt that fails, retried by the caller */
+        CHECK(c.ended == 1 && strstr(c.error, "unix:/tmp/alwaysup-unit-none.sock") != NULL);
+    } else {
+        CHECK_INT(au_client_init(&c, &d), AU_EURL_UNIX);
+        CHECK(strstr(c.error, "no AF_UNIX sockets") != NULL);
+        CHECK(strstr(au_transports(), "unix") == NULL);
+    }
+    au_client_free(&c);
+
+    l = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(l != AU__BAD_SOCKET && bind(l, (struct sockaddr *)&a, (socklen_t)sizeof a) == 0 && listen(l, 4) == 0 &&
+          getsockname(l, (struct sockaddr *)&a, &al) == 0);
+    snprintf(port, sizeof port, ":%u", (unsigned)ntohs(a.sin_port));
+    snprintf(url, sizeof url, "ws://localhost%s/", port);
+    d.url = url;
+    CHECK_INT(au_client_init(&c, &d), AU_OK);
+    au_client_connect(&c, au_now_ms());
+#if defined(AU__ASYNC_RESOLVE)
+    CHECK_INT(c.state, AU_CLIENT_RESOLVING);             /* returned before the name service answered */
+    CHECK(c.lookup != NULL && c.sock != AU_INVALID_SOCKET);
+    CHECK_INT(au_client_events(&c), AU_POLLIN);
+    CHECK(c.reached[AU_CLIENT_RESOLVING] == 0);
+#endif
+    for (i = 0; i < 400 && !accepted && !ended; i++) {   /* a bound, not a timing: it ends as soon as the listener is reached */
+        au_pollfd p[2];
+        int resolving = c.state == AU_CLIENT_RESOLVING;
+        p[0].fd = c.sock;
+        p[0].events = au_client_events(&c);
+        p[1].fd = (au_socket_t)l;
+        p[1].events = AU_POLLIN;
+        if (au_poll(p, 2, 50) < 0) break;
+        if (resolving && (p[0].revents & AU_POLLIN)) woke = 1;
+        if (p[1].revents & AU_POLLIN) accepted = 1;
+        while (au_client_poll(&c, p[0].revents, au_now_ms(), &m)) {
+            if (m.type == AU_WS_DISCONNECTED) ended = 1;
+            p[0].revents = 0;
+        }
+    }
+#if defined(AU__ASYNC_RESOLVE)
+    CHECK(woke);                                         /* the thread's byte woke the poll */
+    CHECK(c.lookup == NULL);
+#endif
+    CHECK(accepted && !ended);
+    CHECK(c.reached[AU_CLIENT_RESOLVING] != 0);
+    CHECK(strstr(c.peer, port) != NULL);
+    if (ended) fprintf(stderr, "client ended: %s\n", c.error);
+    au_client_connect(&c, au_now_ms());                  /* a lookup let go of in flight, twice */
+    au_client_connect(&c, au_now_ms());
+    au_client_free(&c);
+    AU__CLOSE_SOCKET(l);
+    au_client_free(&c2);
+    (void)woke;
+}
+
 int main(void) {
     test_url();
     test_sha1_base64();
@@ -1121,5 +1205,6 @@ int main(void) {
     test_jsonrpc();
     test_backoff();
     test_random();
+    test_client_transports();
     return t_report();
 }

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # make_certs.sh OUTDIR: the certificates of the TLS transport tests
-# (tests/tls/transports.py), made with the openssl CLI only. EC P-256 keys,
-# so the whole set takes well under a second.
+# (tests/tls/transports.py), made with the openssl CLI only. EC P-256 leaf
+# keys but for the two RSA client pairs (the SChannel build takes RSA client
+# keys only); the two CAs are RSA 2048, so every certificate carries an RSA
+# signature: Wine 8's crypt32 rejects an ECDSA signature whose r or s is
+# shorter than 32 bytes (about one in 128), which made a fresh set fail the
+# SChannel run now and then. The whole set takes well under a second.
 #
 #   ca.pem ca.key                    the test CA (what --ca-file trusts)
 #   server.pem server.key            DNS:localhost, IP:127.0.0.1, from the test CA
@@ -13,6 +17,9 @@
 #   untrusted.pem untrusted.key      DNS:localhost, IP:127.0.0.1, from the other CA
 #   untrusted-chain.pem              untrusted.pem + other-ca.pem
 #   client.pem client.key            CN=alwaysup-test-client, clientAuth, from the test CA
+#   client-rsa.pem client-rsa.key    CN=alwaysup-test-client-rsa, clientAuth, from the test CA, RSA 2048
+#   untrusted-client-rsa.pem untrusted-client-rsa.key
+#                                    CN=alwaysup-test-client-rsa, clientAuth, from the other CA, RSA 2048
 #
 # Idempotent: a set made by this same script (the stamp file holds its hash)
 # whose certificates are all still valid for a day is left alone; otherwise
@@ -30,8 +37,9 @@ command -v openssl >/dev/null 2>&1 || { echo "make_certs.sh: the openssl CLI is 
 SELF_HASH=$(openssl dgst -sha256 -r "$0" | cut -d' ' -f1)
 SELF_HASH=${SELF_HASH#\*}
 FILES="ca.pem ca.key server.pem server.key server-chain.pem wrong.pem wrong.key expired.pem expired.key
-       other-ca.pem other-ca.key untrusted.pem untrusted.key untrusted-chain.pem client.pem client.key"
-VALID="ca.pem server.pem wrong.pem other-ca.pem untrusted.pem client.pem"
+       other-ca.pem other-ca.key untrusted.pem untrusted.key untrusted-chain.pem client.pem client.key
+       client-rsa.pem client-rsa.key untrusted-client-rsa.pem untrusted-client-rsa.key"
+VALID="ca.pem server.pem wrong.pem other-ca.pem untrusted.pem client.pem client-rsa.pem untrusted-client-rsa.pem"
 
 up_to_date() {
     [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$SELF_HASH" ] || return 1
@@ -63,7 +71,10 @@ run() {
 }
 cd "$TMP"
 
-newkey() { run openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+newkey() {   # FILE [rsa]
+    if [ "${2:-}" = rsa ]; then run openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1"
+    else run openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; fi
+}
 
 cat >ext.cnf <<'EOF'
 [req]
@@ -99,15 +110,15 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid, issuer
 EOF
 
-# CA NAME CN: a self-signed CA certificate, valid ten years from yesterday
+# CA NAME CN: a self-signed CA certificate (RSA), valid ten years from yesterday
 make_ca() {
-    newkey "$1.key"
+    newkey "$1.key" rsa
     run openssl req -new -x509 -key "$1.key" -out "$1.pem" -days 3650 -subj "/O=alwaysup tests/CN=$2" \
         -config ext.cnf -extensions ca_ext -sha256
 }
-# leaf NAME CA CN EXT: a key and a certificate signed by CA, valid ten years
+# leaf NAME CA CN EXT [rsa]: a key (EC, or RSA) and a certificate signed by CA, valid ten years
 leaf() {
-    newkey "$1.key"
+    newkey "$1.key" "${5:-}"
     run openssl req -new -key "$1.key" -out "$1.csr" -subj "/O=alwaysup tests/CN=$3" -config ext.cnf
     run openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -set_serial "0x$(openssl rand -hex 16)" \
         -days 3650 -sha256 -extfile ext.cnf -extensions "$4" -out "$1.pem"
@@ -119,6 +130,8 @@ leaf server ca localhost server_ext
 leaf wrong ca wrong.example wrong_ext
 leaf untrusted other-ca localhost server_ext
 leaf client ca alwaysup-test-client client_ext
+leaf client-rsa ca alwaysup-test-client-rsa client_ext rsa
+leaf untrusted-client-rsa other-ca alwaysup-test-client-rsa client_ext rsa
 
 # expired: OpenSSL 3.0's `x509 -req` has no -not_before/-not_after, so a
 # minimal `openssl ca` setup signs it with explicit dates in the past
@@ -157,6 +170,8 @@ run openssl verify -CAfile ca.pem server.pem
 run openssl verify -CAfile ca.pem -verify_hostname localhost server.pem
 run openssl verify -CAfile ca.pem -verify_ip 127.0.0.1 server.pem
 run openssl verify -CAfile ca.pem client.pem
+run openssl verify -CAfile ca.pem client-rsa.pem
+run openssl verify -CAfile other-ca.pem untrusted-client-rsa.pem
 run openssl verify -CAfile other-ca.pem untrusted.pem
 if openssl verify -CAfile ca.pem expired.pem >>"$LOG" 2>&1; then
     echo "make_certs.sh: expired.pem verifies, but must have expired" >&2

@@ -45,11 +45,13 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import harness  # noqa: E402
 from harness import SLOW, WRAP, Checks, Daemon, Shim, Skip, free_port, read_text, run_scenarios, scan_logs, scenario_args, summary  # noqa: E402,F401
+import tlsnginx  # noqa: E402  (nginx terminating TLS; shared with tools/conformance.py, tools/soak.py, the benchmark)
+from tlsnginx import NGINX, make_certs, need_nginx, pem_to_der, presented_cert, tls_server  # noqa: E402,F401
 
 # the tests choose the shims' "system" trust store themselves
 os.environ.pop("SSL_CERT_FILE", None)
 os.environ.pop("SSL_CERT_DIR", None)
-LOGDIR = os.path.join(ROOT, "build", "test-logs", "tls")
+LOGDIR = os.path.abspath(os.environ.get("ALWAYSUP_LOGDIR") or os.path.join(ROOT, "build", "test-logs", "tls"))   # e.g. a Wine run beside it
 os.makedirs(LOGDIR, exist_ok=True)
 harness.LOGDIR = LOGDIR            # Shim and Daemon write their logs there
 CERTS = os.path.join(LOGDIR, "certs")
@@ -57,7 +59,6 @@ BUILD = os.path.join(ROOT, "build")
 PLAIN_BIN = harness.SHIM           # ALWAYSUP_BIN or build/alwaysup
 TLS_BIN = os.environ.get("ALWAYSUP_TLS_BIN", os.path.join(BUILD, "alwaysup-tls"))
 TESTD = harness.TESTD
-NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 ECHO_DAEMON = os.path.join(HERE, "echo_daemon.py")
 DAEMON_PY = os.environ.get("PY_DAEMON_PYTHON") or ("/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable)
 TOTAL_BUDGET = 80.0 * SLOW
@@ -68,6 +69,10 @@ TOTAL_BUDGET = 80.0 * SLOW
 FAILED_ATTEMPT = r"cannot reach|no session with|attempt \d+ failed|still trying"
 # OpenSSL's verify reasons (X509_verify_cert_error_string), matched ignoring case
 UNTRUSTED = r"unable to get local issuer certificate|self[- ]signed certificate in certificate chain"
+# the SChannel build (alwaysup.exe) names the same two cases "untrusted CA (no trusted CA issued X)" and
+# "untrusted CA (the chain ends at X, which is not ...)"
+UNTRUSTED += r"|untrusted CA \((?:no trusted CA issued|the chain ends at)"
+NO_ISSUER = r"unable to get local issuer certificate|untrusted CA \(no trusted CA issued"
 HOST_MISMATCH = r"hostname mismatch"
 IP_MISMATCH = r"ip address mismatch|hostname mismatch"
 EXPIRED = r"certificate has expired"
@@ -122,11 +127,6 @@ def need_testd(t):
     return False
 
 
-def need_nginx():
-    if not os.access(NGINX, os.X_OK):
-        raise Skip("nginx not found at %s (apt-get install nginx)" % NGINX)
-
-
 def need_websockets():
     r = subprocess.run([DAEMON_PY, "-c", "import websockets"], capture_output=True, timeout=10)
     if r.returncode != 0:
@@ -134,185 +134,11 @@ def need_websockets():
 
 
 # ---------------------------------------------------------------- nginx
-def tls_server(cert_file, key_file, server_name="localhost", default=True, client_ca=None):
-    """One nginx server block: the certificate it presents, and for mTLS the CA
-    that client certificates must come from (ssl_verify_client on)."""
-    return {"cert": cert_file, "key": key_file, "name": server_name, "default": default, "client_ca": client_ca}
-
-
-class Nginx:
-    """nginx as a child process (daemon off), everything inside one directory,
-    terminating TLS on one port and proxying every path to a plain ws://
-    upstream (testd) as a WebSocket reverse proxy. Several server blocks on
-    the one port are told apart by SNI (server_name)."""
+class Nginx(tlsnginx.Nginx):
+    """tlsnginx.Nginx with its directory under LOGDIR, stopped by the watchdog."""
 
     def __init__(self, name, upstream_port, servers):
-        need_nginx()
-        self.dir = os.path.join(LOGDIR, "nginx-" + name)
-        self.port = free_port()
-        self.upstream_port = upstream_port
-        self.servers = servers
-        self.proc = None
-        if os.path.isdir(self.dir):
-            shutil.rmtree(self.dir)
-        os.makedirs(self.dir)
-        self.conf = os.path.join(self.dir, "nginx.conf")
-        self.error_log = os.path.join(self.dir, "error.log")
-        self.access_log = os.path.join(self.dir, "access.log")
-        self.write_conf()
-        track(self)
-        self.start()
-
-    def write_conf(self):
-        with open(self.conf, "w") as f:
-            f.write(self.config())
-
-    def config(self):
-        d = self.dir
-        # as root the master would hand the workers to "nobody", who may not
-        # enter this directory: keep them as the current user
-        user = ""
-        if os.geteuid() == 0:
-            import grp
-            import pwd
-            user = "user %s %s;\n" % (pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name)
-        blocks = []
-        for s in self.servers:
-            client = ""
-            if s["client_ca"]:
-                client = "        ssl_client_certificate %s;\n        ssl_verify_client on;\n" % s["client_ca"]
-            blocks.append("""    server {{
-        listen 127.0.0.1:{port} ssl{default};
-        server_name {name};
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
-{client}        location / {{
-            proxy_pass http://127.0.0.1:{up};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-            proxy_set_header Host $host;
-            proxy_connect_timeout 2s;
-            proxy_read_timeout 3600s;
-            proxy_send_timeout 3600s;
-        }}
-    }}
-""".format(port=self.port, default=" default_server" if s["default"] else "", name=s["name"] or "_",
-                cert=s["cert"], key=s["key"], client=client, up=self.upstream_port))
-        return """# written by tests/tls/transports.py; run as
-#   nginx -p {d}/ -c {d}/nginx.conf -e {d}/error.log
-{user}worker_processes 1;
-daemon off;
-master_process on;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{
-    worker_connections 256;
-}}
-http {{
-    log_format tls '$remote_addr "$request" $status sni="$ssl_server_name" proto=$ssl_protocol '
-                   'verify=$ssl_client_verify dn="$ssl_client_s_dn" server=$server_name';
-    access_log {d}/access.log tls;
-    client_body_temp_path {d}/client_body_temp;
-    proxy_temp_path {d}/proxy_temp;
-    fastcgi_temp_path {d}/fastcgi_temp;
-    uwsgi_temp_path {d}/uwsgi_temp;
-    scgi_temp_path {d}/scgi_temp;
-{blocks}}}
-""".format(d=d, user=user, blocks="".join(blocks))
-
-    def start(self, timeout=5.0):
-        out = open(os.path.join(self.dir, "nginx.stderr"), "a")
-        self.proc = subprocess.Popen([NGINX, "-p", self.dir + "/", "-c", self.conf, "-e", self.error_log],
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        out.close()
-        deadline = time.monotonic() + timeout * SLOW
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("nginx exited with %s: %s" % (self.proc.returncode, self.why()))
-            if self.presented() == self.expected():
-                return
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError("nginx did not serve TLS within %.0f s: %s" % (timeout, self.why()))
-
-    def expected(self, sni="localhost"):
-        """DER of the certificate the server block for sni should present."""
-        pick = [s for s in self.servers if s["name"] == sni] or [s for s in self.servers if s["default"]] or self.servers
-        return pem_to_der(pick[0]["cert"])
-
-    def presented(self, sni="localhost"):
-        return presented_cert(self.port, sni)
-
-    def reconfigure(self, servers, timeout=5.0):
-        """New server blocks, then a reload (SIGHUP to the master); returns once
-        new connections get the new certificate."""
-        self.servers = servers
-        self.write_conf()
-        self.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + timeout * SLOW
-        want = self.expected()
-        while time.monotonic() < deadline:
-            if self.presented() == want:
-                return True
-            time.sleep(0.02)
-        raise RuntimeError("nginx did not pick up the new certificate within %.0f s: %s" % (timeout, self.why()))
-
-    def restart(self):
-        self.stop()
-        self.start()
-
-    def why(self):
-        text = "".join(read_text(os.path.join(self.dir, name)) for name in ("nginx.stderr", "error.log"))
-        lines = [ln for ln in text.splitlines() if "[emerg]" in ln or "[alert]" in ln or "[crit]" in ln]
-        return " | ".join((lines or text.splitlines() or ["(no output)"])[-3:])
-
-    def access(self):
-        return read_text(self.access_log)
-
-    def wait_access(self, pattern, timeout=3.0):
-        """Until the access log matches; nginx writes a WebSocket's line (101)
-        only when that connection ends."""
-        deadline = time.monotonic() + timeout * SLOW
-        while time.monotonic() < deadline:
-            if re.search(pattern, self.access()):
-                return True
-            time.sleep(0.02)
-        return re.search(pattern, self.access()) is not None
-
-    def errors(self):
-        return read_text(self.error_log)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)        # fast shutdown: the master stops its worker
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def pem_to_der(path):
-    with open(path) as f:
-        text = f.read()
-    first = text[:text.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n"
-    return ssl.PEM_cert_to_DER_cert(first)
-
-
-def presented_cert(port, sni="localhost", timeout=1.0):
-    """DER of the certificate a TLS server presents (not verified), or None."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout) as raw:
-            with ctx.wrap_socket(raw, server_hostname=sni) as tls:
-                return tls.getpeercert(binary_form=True)
-    except (OSError, ssl.SSLError):
-        return None
-
+        super().__init__(name, upstream_port, servers, LOGDIR, track=track)
 
 def verify_reason(port, sni="localhost", cafile=CA, host=None):
     """What OpenSSL itself (Python's ssl, same library) says verifying the
@@ -721,7 +547,7 @@ def tls_verifies_by_default(t):
         if not started(t, s):
             return
         i = s.request("echo")
-        t.check(wait_failed_attempts(s, r"unable to get local issuer certificate", 2, 6),
+        t.check(wait_failed_attempts(s, NO_ISSUER, 2, 6),
                 "without --ca-file a private CA is refused, retried (log: %s)" % tail(s))
         t.check(any(re.search(UNTRUSTED, ln, re.I) for ln in log_lines(s, r"\bwarn\b")), "logged at warn")
         t.check(not s.answers(i), "the request waits")
@@ -818,20 +644,25 @@ def tls_sni_selects_the_server(t):
 def tls_mutual(t):
     """ssl_verify_client on: without a client certificate (or with one from
     an untrusted CA) every attempt fails, logged, and is retried; with
-    --cert/--key (or ALWAYSUP_CERT/ALWAYSUP_KEY) it works."""
+    --cert/--key (or ALWAYSUP_CERT/ALWAYSUP_KEY) it works. The SChannel
+    build (it takes RSA client keys only) gets the RSA pairs, the OpenSSL
+    build the EC ones."""
     if not (need_tls(t) and need_testd(t)):
         return
     d = ng = None
     shims = []
+    rc, out, _ = run_bin(TLS_BIN, ["--version"], timeout=10.0)
+    rsa = "tls (SChannel)" in out
+    good, bad = ("client-rsa", "untrusted-client-rsa") if rsa else ("client", "untrusted")
     try:
         d = new_testd("c-mtls-testd")
         ng = Nginx("c-mtls", d.port, [tls_server(cert("server.pem"), cert("server.key"), client_ca=CA)])
         url = "wss://localhost:%d/" % ng.port
         none = new_shim("c-mtls-nocert", url, "--ca-file", CA, *COMMON)
-        other = new_shim("c-mtls-othercert", url, "--ca-file", CA, "--cert", cert("untrusted.pem"), "--key", cert("untrusted.key"), *COMMON)
-        flags = new_shim("c-mtls-flags", url, "--ca-file", CA, "--cert", cert("client.pem"), "--key", cert("client.key"), *COMMON)
-        envs = new_shim("c-mtls-env", url, *COMMON, env={"ALWAYSUP_CA_FILE": CA, "ALWAYSUP_CERT": cert("client.pem"),
-                                                         "ALWAYSUP_KEY": cert("client.key")})
+        other = new_shim("c-mtls-othercert", url, "--ca-file", CA, "--cert", cert(bad + ".pem"), "--key", cert(bad + ".key"), *COMMON)
+        flags = new_shim("c-mtls-flags", url, "--ca-file", CA, "--cert", cert(good + ".pem"), "--key", cert(good + ".key"), *COMMON)
+        envs = new_shim("c-mtls-env", url, *COMMON, env={"ALWAYSUP_CA_FILE": CA, "ALWAYSUP_CERT": cert(good + ".pem"),
+                                                         "ALWAYSUP_KEY": cert(good + ".key")})
         shims = [none, other, flags, envs]
         if not all([started(t, x) for x in shims]):
             return
@@ -850,7 +681,9 @@ def tls_mutual(t):
                 "nginx refused the clients without a good certificate")
         for x in (flags, envs):
             finish(t, x)
-        t.check(ng.wait_access(r'(?s)" 101 [^\n]*verify=SUCCESS dn="[^"]*CN=alwaysup-test-client.*" 101 [^\n]*verify=SUCCESS'),
+        t.check(rc == 0, "the TLS build's --version (%r)" % (rc,))
+        cn = "alwaysup-test-client-rsa" if rsa else "alwaysup-test-client"
+        t.check(ng.wait_access(r'(?s)" 101 [^\n]*verify=SUCCESS dn="[^"]*CN=%s.*" 101 [^\n]*verify=SUCCESS' % cn),
                 "nginx verified both client certificates (access log: %r)" % ng.access().strip()[-300:])
         for x in (none, other):
             x.stop()
@@ -1139,9 +972,10 @@ def main():
     for name in os.listdir(LOGDIR):
         if name.endswith(".log") or name.endswith(".stderr"):
             os.unlink(os.path.join(LOGDIR, name))
-    r = subprocess.run(["bash", os.path.join(HERE, "make_certs.sh"), CERTS], capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        print("  FAIL tests/tls/make_certs.sh %s: %s" % (rel(CERTS), (r.stdout + r.stderr).strip()[-600:]))
+    try:
+        make_certs(CERTS)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        print("  FAIL %s" % e)
         print("0 passed, 1 failed")
         return 1
     if not os.access(TLS_BIN, os.X_OK):
