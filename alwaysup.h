@@ -4733,8 +4733,8 @@ typedef struct au__sch_conn {
     CtxtHandle h;
     int have_h, state, need_more, step_now, renegotiate, eof, failed, host_is_ip;
     SecPkgContext_StreamSizes sizes;
-    uint8_t *in, *out, *plain;                   /* ciphertext received, ciphertext to send, decrypted unread */
-    size_t in_len, in_cap, out_len, out_off, out_cap, plain_len, plain_off, plain_cap;
+    au__buf in, out, plain;                      /* ciphertext received, ciphertext to send (from off), decrypted
+                                                    unread (from off) */
     size_t committed;                            /* plaintext already encrypted into out, reported once it is sent */
     char host[256];
     char fail[200];                              /* a receive error held back behind data already read */
@@ -4762,43 +4762,34 @@ static void au__sch_status(char *err, size_t cap, const char *what, SECURITY_STA
     }
     snprintf(err, cap, "%s: %s (0x%08lx)", what, why, (unsigned long)(DWORD)st);
 }
-/* room for `more` bytes after `len`, growing to at most max */
-static int au__sch_reserve(uint8_t **buf, size_t *capacity, size_t len, size_t more, size_t max) {
-    size_t want = len + more, n = *capacity ? *capacity : 4096;
-    uint8_t *p;
-    if (want <= *capacity) return 0;
-    if (want > max) return -1;
-    while (n < want) n *= 2;
-    if (n > max) n = max;
-    p = (uint8_t *)ALWAYSUP_REALLOC(*buf, n);
-    if (!p) return -1;
-    *buf = p;
-    *capacity = n;
-    return 0;
+/* room for `more` bytes in b, which holds at most max */
+static int au__sch_room(au__buf *b, size_t more, size_t max) {
+    return b->len > max || more > max - b->len || au__buf_reserve(b, more) != AU_OK ? -1 : 0;
 }
 /* every PEM block of `label` in a file, each handed to fn as DER; the count, or -1 (err set) */
 static int au__sch_pem(const char *path, const char *label, int (*fn)(void *arg, const BYTE *der, DWORD len), void *arg, char *err,
                        size_t cap) {
     FILE *f = fopen(path, "rb");
-    char *text = NULL, begin[64], end[64];
-    size_t len = 0, room = 0, n;
+    au__buf file = { NULL, 0, 0, 0 };
+    char *text, begin[64], end[64];
+    size_t n;
     int count = 0;
     const char *p;
     if (!f) { snprintf(err, cap, "cannot open %.200s: %s", path, strerror(errno)); return -1; }
     for (;;) {
-        if (au__sch_reserve((uint8_t **)&text, &room, len, 4097, (size_t)64 << 20) != 0) {
+        if (au__sch_room(&file, 4097, (size_t)64 << 20) != 0) {
             snprintf(err, cap, "%.200s: too big or out of memory", path);
             fclose(f);
-            ALWAYSUP_FREE(text);
+            au__buf_free(&file);
             return -1;
         }
-        n = fread(text + len, 1, 4096, f);
+        n = fread(file.p + file.len, 1, 4096, f);
         if (!n) break;
-        len += n;
+        file.len += n;
     }
     fclose(f);
-    if (!text) return 0;
-    text[len] = 0;
+    text = (char *)file.p;
+    text[file.len] = 0;
     snprintf(begin, sizeof begin, "-----BEGIN %s-----", label);
     snprintf(end, sizeof end, "-----END %s-----", label);
     for (p = strstr(text, begin); p; p = strstr(p, begin)) {
@@ -5037,9 +5028,9 @@ static void au__sch_conn_free(void *p) {
     au__sch_conn *c = (au__sch_conn *)p;
     if (!c) return;
     if (c->have_h) DeleteSecurityContext(&c->h);
-    ALWAYSUP_FREE(c->in);
-    ALWAYSUP_FREE(c->out);
-    ALWAYSUP_FREE(c->plain);
+    au__buf_free(&c->in);
+    au__buf_free(&c->out);
+    au__buf_free(&c->plain);
     ALWAYSUP_FREE(c);
 }
 static void *au__sch_conn_new(void *ctx, au_socket_t s, const char *host, int host_is_ip, char *err, size_t cap) {
@@ -5055,9 +5046,9 @@ static void *au__sch_conn_new(void *ctx, au_socket_t s, const char *host, int ho
 }
 /* sends what is queued: 1 all sent, 0 would block, < 0 error */
 static int au__sch_flush(au__sch_conn *c, char *err, size_t cap) {
-    while (c->out_off < c->out_len) {
-        int w = send(c->s, (const char *)c->out + c->out_off, (int)AU__MIN(c->out_len - c->out_off, (size_t)1 << 30), 0);
-        if (w > 0) { c->out_off += (size_t)w; continue; }
+    while (c->out.off < c->out.len) {
+        int w = send(c->s, (const char *)c->out.p + c->out.off, (int)AU__MIN(c->out.len - c->out.off, (size_t)1 << 30), 0);
+        if (w > 0) { c->out.off += (size_t)w; continue; }
         {
             int e = WSAGetLastError();
             char why[128];
@@ -5068,26 +5059,22 @@ static int au__sch_flush(au__sch_conn *c, char *err, size_t cap) {
             return AU_ETLS;
         }
     }
-    c->out_off = c->out_len = 0;
+    c->out.off = c->out.len = 0;
     return 1;
 }
 static int au__sch_queue(au__sch_conn *c, const void *p, size_t n) {
-    if (au__sch_reserve(&c->out, &c->out_cap, c->out_len, n, AU__SCH_IN_MAX) != 0) return -1;
-    memcpy(c->out + c->out_len, p, n);
-    c->out_len += n;
-    return 0;
+    return au__sch_room(&c->out, n, AU__SCH_IN_MAX) != 0 || au__buf_append(&c->out, p, n) != AU_OK ? -1 : 0;
 }
 /* more ciphertext from the socket: > 0, 0 at the end of the stream, AU_EAGAIN, < 0 error */
 static int au__sch_fill(au__sch_conn *c, char *err, size_t cap) {
     int r;
-    if (au__sch_reserve(&c->in, &c->in_cap, c->in_len, 16384 + 2048 + 5, AU__SCH_IN_MAX) != 0 &&
-        (c->in_len >= c->in_cap || c->in_len >= AU__SCH_IN_MAX)) {
+    if (au__sch_room(&c->in, 16384 + 2048 + 5, AU__SCH_IN_MAX) != 0 && au__sch_room(&c->in, 1, AU__SCH_IN_MAX) != 0) {
         snprintf(err, cap, "a TLS message larger than %u bytes", (unsigned)AU__SCH_IN_MAX);
         return AU_ETLS;
     }
     for (;;) {
-        r = recv(c->s, (char *)c->in + c->in_len, (int)AU__MIN(c->in_cap - c->in_len, (size_t)1 << 30), 0);
-        if (r > 0) { c->in_len += (size_t)r; return r; }
+        r = recv(c->s, (char *)c->in.p + c->in.len, (int)AU__MIN(AU__MIN(c->in.cap, AU__SCH_IN_MAX) - c->in.len, (size_t)1 << 30), 0);
+        if (r > 0) { c->in.len += (size_t)r; return r; }
         if (r == 0) return 0;
         {
             int e = WSAGetLastError();
@@ -5109,7 +5096,7 @@ static SECURITY_STATUS au__sch_step(au__sch_conn *c) {
     SECURITY_STATUS st;
     ULONG req = ISC_REQ_SEQUENCE_DETECT | ISC_REQ_REPLAY_DETECT | ISC_REQ_CONFIDENTIALITY | ISC_REQ_ALLOCATE_MEMORY | ISC_REQ_STREAM |
                 ISC_REQ_MANUAL_CRED_VALIDATION | ISC_REQ_USE_SUPPLIED_CREDS;
-    ib[0].BufferType = SECBUFFER_TOKEN; ib[0].pvBuffer = c->in; ib[0].cbBuffer = (unsigned long)c->in_len;
+    ib[0].BufferType = SECBUFFER_TOKEN; ib[0].pvBuffer = c->in.p; ib[0].cbBuffer = (unsigned long)c->in.len;
     ib[1].BufferType = SECBUFFER_EMPTY; ib[1].pvBuffer = NULL; ib[1].cbBuffer = 0;
     id.ulVersion = SECBUFFER_VERSION; id.cBuffers = 2; id.pBuffers = ib;
     ob[0].BufferType = SECBUFFER_TOKEN; ob[0].pvBuffer = NULL; ob[0].cbBuffer = 0;
@@ -5122,10 +5109,10 @@ static SECURITY_STATUS au__sch_step(au__sch_conn *c) {
         FreeContextBuffer(ob[0].pvBuffer);
     }
     if (st == SEC_E_INCOMPLETE_MESSAGE || st == SEC_I_INCOMPLETE_CREDENTIALS) return st;   /* keep it all: more, or the same again */
-    if (ib[1].BufferType == SECBUFFER_EXTRA && ib[1].cbBuffer && ib[1].cbBuffer <= c->in_len) {
-        memmove(c->in, c->in + (c->in_len - ib[1].cbBuffer), ib[1].cbBuffer);   /* the next message starts here */
-        c->in_len = ib[1].cbBuffer;
-    } else if (c->have_h) c->in_len = 0;
+    if (ib[1].BufferType == SECBUFFER_EXTRA && ib[1].cbBuffer && ib[1].cbBuffer <= c->in.len) {
+        memmove(c->in.p, c->in.p + (c->in.len - ib[1].cbBuffer), ib[1].cbBuffer);   /* the next message starts here */
+        c->in.len = ib[1].cbBuffer;
+    } else if (c->have_h) c->in.len = 0;
     return st;
 }
 /* a certificate's simple display name, for a reason */
@@ -5294,7 +5281,7 @@ static int au__sch_drive(au__sch_conn *c, int *want, char *err, size_t cap) {
         if (f < 0) return f;
         if (!f) { *want = AU_POLLOUT; return AU_EAGAIN; }
         if (c->state == AU__SCH_CHECK) return AU_OK;
-        if (c->state != AU__SCH_START && !c->step_now && (c->need_more || !c->in_len)) {
+        if (c->state != AU__SCH_START && !c->step_now && (c->need_more || !c->in.len)) {
             f = au__sch_fill(c, err, cap);
             if (f == AU_EAGAIN) { *want = AU_POLLIN; return AU_EAGAIN; }
             if (f < 0) return f;
@@ -5327,8 +5314,8 @@ static int au__sch_decrypt(au__sch_conn *c, char *err, size_t cap) {
     SECURITY_STATUS st;
     int i;
     size_t extra = 0;
-    if (c->in_len < 5) return 0;                 /* not even a record header (Wine reads one regardless) */
-    b[0].BufferType = SECBUFFER_DATA; b[0].pvBuffer = c->in; b[0].cbBuffer = (unsigned long)c->in_len;
+    if (c->in.len < 5) return 0;                 /* not even a record header (Wine reads one regardless) */
+    b[0].BufferType = SECBUFFER_DATA; b[0].pvBuffer = c->in.p; b[0].cbBuffer = (unsigned long)c->in.len;
     for (i = 1; i < 4; i++) { b[i].BufferType = SECBUFFER_EMPTY; b[i].pvBuffer = NULL; b[i].cbBuffer = 0; }
     d.ulVersion = SECBUFFER_VERSION; d.cBuffers = 4; d.pBuffers = b;
     st = DecryptMessage(&c->h, &d, 0, NULL);
@@ -5337,17 +5324,15 @@ static int au__sch_decrypt(au__sch_conn *c, char *err, size_t cap) {
     if (st != SEC_E_OK && st != SEC_I_RENEGOTIATE) { au__sch_status(err, cap, "receive", st); return AU_ETLS; }
     for (i = 0; i < 4; i++) {
         if (b[i].BufferType == SECBUFFER_DATA && b[i].cbBuffer) {   /* in place, inside c->in: copied out first */
-            if (au__sch_reserve(&c->plain, &c->plain_cap, c->plain_len, b[i].cbBuffer, AU__SCH_IN_MAX) != 0) {
+            if (au__sch_room(&c->plain, b[i].cbBuffer, AU__SCH_IN_MAX) != 0 || au__buf_append(&c->plain, b[i].pvBuffer, b[i].cbBuffer) != AU_OK) {
                 snprintf(err, cap, "out of memory");
                 return AU_ETLS;
             }
-            memcpy(c->plain + c->plain_len, b[i].pvBuffer, b[i].cbBuffer);
-            c->plain_len += b[i].cbBuffer;
         }
-        if (b[i].BufferType == SECBUFFER_EXTRA && b[i].cbBuffer <= c->in_len) extra = b[i].cbBuffer;
+        if (b[i].BufferType == SECBUFFER_EXTRA && b[i].cbBuffer <= c->in.len) extra = b[i].cbBuffer;
     }
-    if (extra) memmove(c->in, c->in + (c->in_len - extra), extra);   /* the next record */
-    c->in_len = extra;
+    if (extra) memmove(c->in.p, c->in.p + (c->in.len - extra), extra);   /* the next record */
+    c->in.len = extra;
     if (st == SEC_I_RENEGOTIATE) {               /* its handshake message is in c->in now: InitializeSecurityContext takes it */
         c->renegotiate = 1;
         c->state = AU__SCH_HANDSHAKE;
@@ -5361,12 +5346,12 @@ static long au__sch_read(void *conn, void *buf, size_t n, int *want, char *err, 
     size_t got = 0;
     while (got < n) {
         int r;
-        if (c->plain_off < c->plain_len) {
-            size_t k = AU__MIN(n - got, c->plain_len - c->plain_off);
-            memcpy((uint8_t *)buf + got, c->plain + c->plain_off, k);
+        if (c->plain.off < c->plain.len) {
+            size_t k = AU__MIN(n - got, c->plain.len - c->plain.off);
+            memcpy((uint8_t *)buf + got, c->plain.p + c->plain.off, k);
             got += k;
-            c->plain_off += k;
-            if (c->plain_off == c->plain_len) c->plain_off = c->plain_len = 0;
+            c->plain.off += k;
+            if (c->plain.off == c->plain.len) c->plain.off = c->plain.len = 0;
             continue;
         }
         if (c->failed) {
@@ -5412,20 +5397,20 @@ static long au__sch_write(void *conn, const void *buf, size_t n, int *want, char
     }
     chunk = AU__MIN(n, (size_t)c->sizes.cbMaximumMessage);
     if (!chunk) return 0;
-    c->out_off = c->out_len = 0;
-    if (au__sch_reserve(&c->out, &c->out_cap, 0, c->sizes.cbHeader + chunk + c->sizes.cbTrailer, AU__SCH_IN_MAX) != 0) {
+    c->out.off = c->out.len = 0;
+    if (au__sch_room(&c->out, c->sizes.cbHeader + chunk + c->sizes.cbTrailer, AU__SCH_IN_MAX) != 0) {
         snprintf(err, cap, "out of memory");
         return AU_ETLS;
     }
-    memcpy(c->out + c->sizes.cbHeader, buf, chunk);
-    b[0].BufferType = SECBUFFER_STREAM_HEADER; b[0].pvBuffer = c->out; b[0].cbBuffer = c->sizes.cbHeader;
-    b[1].BufferType = SECBUFFER_DATA; b[1].pvBuffer = c->out + c->sizes.cbHeader; b[1].cbBuffer = (unsigned long)chunk;
-    b[2].BufferType = SECBUFFER_STREAM_TRAILER; b[2].pvBuffer = c->out + c->sizes.cbHeader + chunk; b[2].cbBuffer = c->sizes.cbTrailer;
+    memcpy(c->out.p + c->sizes.cbHeader, buf, chunk);
+    b[0].BufferType = SECBUFFER_STREAM_HEADER; b[0].pvBuffer = c->out.p; b[0].cbBuffer = c->sizes.cbHeader;
+    b[1].BufferType = SECBUFFER_DATA; b[1].pvBuffer = c->out.p + c->sizes.cbHeader; b[1].cbBuffer = (unsigned long)chunk;
+    b[2].BufferType = SECBUFFER_STREAM_TRAILER; b[2].pvBuffer = c->out.p + c->sizes.cbHeader + chunk; b[2].cbBuffer = c->sizes.cbTrailer;
     b[3].BufferType = SECBUFFER_EMPTY; b[3].pvBuffer = NULL; b[3].cbBuffer = 0;
     d.ulVersion = SECBUFFER_VERSION; d.cBuffers = 4; d.pBuffers = b;
     st = EncryptMessage(&c->h, 0, &d, 0);
     if (st != SEC_E_OK) { au__sch_status(err, cap, "send", st); return AU_ETLS; }
-    c->out_len = (size_t)b[0].cbBuffer + b[1].cbBuffer + b[2].cbBuffer;   /* header, data, trailer: back to back */
+    c->out.len = (size_t)b[0].cbBuffer + b[1].cbBuffer + b[2].cbBuffer;   /* header, data, trailer: back to back */
     f = au__sch_flush(c, err, cap);
     if (f < 0) return f;
     if (!f) { c->committed = chunk; *want = AU_POLLOUT; return AU_EAGAIN; }   /* the caller calls again with the same bytes */
@@ -5434,9 +5419,9 @@ static long au__sch_write(void *conn, const void *buf, size_t n, int *want, char
 /* decrypted bytes, or a whole record still to decrypt: either way readable without the socket */
 static size_t au__sch_pending(void *conn) {
     au__sch_conn *c = (au__sch_conn *)conn;
-    size_t n = c->plain_len - c->plain_off;
+    size_t n = c->plain.len - c->plain.off;
     if (!n && c->failed) n = 1;                  /* the error, which the socket may never wake us for */
-    if (!n && c->in_len >= 5 && c->in_len >= 5 + (((size_t)c->in[3] << 8) | c->in[4])) n = 1;
+    if (!n && c->in.len >= 5 && c->in.len >= 5 + (((size_t)c->in.p[3] << 8) | c->in.p[4])) n = 1;
     return n;
 }
 static au_tls_backend au__sch = { "SChannel", au__sch_ctx_new, au__sch_ctx_free, au__sch_conn_new, au__sch_handshake,

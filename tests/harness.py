@@ -9,6 +9,7 @@ import select
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import traceback
@@ -47,6 +48,27 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def run_once(argv, env=None, timeout=10.0):
+    """Runs argv to its end with stdin closed; returns (exit status, stdout,
+    stderr) as text, CRLF made LF. Output goes through files, not pipes: a
+    helper the wrapper starts (Wine's wineserver) can inherit pipes and hold
+    them open long after the program has exited. The exit status is None if
+    it was still running after timeout seconds (then it is killed)."""
+    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, env=env)
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            rc = None
+        out = []
+        for f in (fo, fe):
+            f.seek(0)
+            out.append(f.read().decode("utf-8", "replace").replace("\r\n", "\n"))
+    return rc, out[0], out[1]
 
 
 class Checks:

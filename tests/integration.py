@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (LOGDIR, read_text, SHIM, SLOW, WRAP, Checks, Daemon, Shim, free_port, is_sdk_id, run_scenarios,  # noqa: E402
+from harness import (LOGDIR, read_text, run_once, SHIM, SLOW, WRAP, Checks, Daemon, Shim, free_port, is_sdk_id, run_scenarios,  # noqa: E402
                      scan_logs, scenario_args, summary)
 
 SCENARIOS = []
@@ -615,9 +615,9 @@ def sigterm_and_sigint(t):
 
 @scenario
 def bad_configuration(t):
-    v = subprocess.run(WRAP + [SHIM, "--version"], stdin=subprocess.DEVNULL, capture_output=True, timeout=10 * SLOW)
+    _, version, _ = run_once(WRAP + [SHIM, "--version"], timeout=10 * SLOW)
     # a build without TLS refuses wss:// at start; one with TLS (the Windows build has SChannel) a CA file it cannot read
-    wss = ["--ca-file", "no-such-dir/ca.pem", "wss://example.com"] if b"tls (" in v.stdout else ["wss://example.com"]
+    wss = ["--ca-file", "no-such-dir/ca.pem", "wss://example.com"] if "tls (" in version else ["wss://example.com"]
     cases = [
         (["http://127.0.0.1:1"], {}, "bad URL"),
         (["ws://"], {}, "bad URL"),
@@ -636,22 +636,20 @@ def bad_configuration(t):
         ([], {"ALWAYSUP_URL": "ftp://x"}, "bad URL"),
         ([], {"ALWAYSUP_PING_TIMEOUT": "-3"}, "not a non-negative number"),
     ]
-    if not re.search(rb"transports: tcp, unix\b", v.stdout):   # a Windows without AF_UNIX (Wine 8): refused at start, saying why
+    if not re.search(r"transports: tcp, unix\b", version):   # a Windows without AF_UNIX (Wine 8): refused at start, saying why
         cases.append((["ws+unix:/tmp/alwaysup-none.sock"], {}, "this Windows has no AF_UNIX sockets (Windows 10 1803 or newer has them)"))
     for args, env, want in cases:
         e = {k: v for k, v in os.environ.items() if not k.startswith("ALWAYSUP_") or k in ("ALWAYSUP_BIN",)}
         e.update(env)
-        r = subprocess.run(WRAP + [SHIM] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=10 * SLOW, env=e)
-        err = r.stderr.decode(errors="replace").strip().splitlines()
-        err = [x for x in err if not x.startswith("==")]      # valgrind's own lines
-        t.check(r.returncode == 2, "%r: exit 2 (got %d)" % (args or env, r.returncode))
+        rc, out, err = run_once(WRAP + [SHIM] + args, env=e, timeout=10 * SLOW)
+        err = [x for x in err.strip().splitlines() if not x.startswith("==")]      # not valgrind's own lines
+        t.check(rc == 2, "%r: exit 2 (got %r)" % (args or env, rc))
         t.check(len(err) == 1 and err[0].startswith("alwaysup: ") and want in err[0], "%r: one-line reason with %r: %r" % (args or env, want, err))
-        t.check(r.stdout == b"", "%r: nothing on stdout" % (args or env,))
-    r = subprocess.run(WRAP + [SHIM, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10 * SLOW)
-    t.check(r.returncode == 0 and b"--queue-timeout" in r.stdout and b"--header-env" in r.stdout, "--help documents the flags")
-    r = subprocess.run(WRAP + [SHIM, "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10 * SLOW)
-    t.check(r.returncode == 0 and r.stdout.startswith(b"alwaysup "), "--version")
+        t.check(out == "", "%r: nothing on stdout" % (args or env,))
+    rc, out, _ = run_once(WRAP + [SHIM, "--help"], timeout=10 * SLOW)
+    t.check(rc == 0 and "--queue-timeout" in out and "--header-env" in out, "--help documents the flags")
+    rc, out, _ = run_once(WRAP + [SHIM, "--version"], timeout=10 * SLOW)
+    t.check(rc == 0 and out.startswith("alwaysup "), "--version")
 
 
 # ---------------------------------------------------------------- backoff

@@ -16,12 +16,11 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from harness import BUILD, SHIM, SLOW, WRAP, Daemon, Skip, free_port, run_scenarios, scenario_args, summary  # noqa: E402
+from harness import BUILD, SHIM, SLOW, WRAP, Daemon, Skip, free_port, run_once, run_scenarios, scenario_args, summary  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TLS_BIN = os.environ.get("ALWAYSUP_TLS_BIN", os.path.join(BUILD, "alwaysup-tls"))
@@ -44,16 +43,9 @@ def check(args, binary=SHIM, env=None, timeout=60):
     e = dict(os.environ)
     e.update(env or {})
     t0 = time.monotonic()
-    # files, not pipes: a helper the wrapper starts (Wine's wineserver) may hold inherited pipes open
-    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
-        p = subprocess.run(WRAP + [binary, "--check"] + list(args), stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
-                           env=e, timeout=timeout * SLOW)
-        fo.seek(0)
-        fe.seek(0)
-        out = fo.read().decode("utf-8", "replace").replace("\r\n", "\n")
-        err = fe.read().decode("utf-8", "replace")
+    rc, out, err = run_once(WRAP + [binary, "--check"] + list(args), env=e, timeout=timeout * SLOW)
     REPORTS.append("$ alwaysup --check " + " ".join(args) + "\n" + out)
-    return p.returncode, out, err, time.monotonic() - t0
+    return rc, out, err, time.monotonic() - t0
 
 
 def step(out, name):

@@ -875,12 +875,8 @@ def run_bin(binary, args, env=None, timeout=5.0):
     e = {k: v for k, v in os.environ.items() if not k.startswith("ALWAYSUP_")}
     e["XDG_STATE_HOME"] = os.path.join(LOGDIR, "state", "run-bin")
     e.update(env or {})
-    try:
-        r = subprocess.run(WRAP + [binary] + list(args), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           env=e, timeout=timeout * SLOW)
-        return r.returncode, r.stdout, r.stderr
-    except subprocess.TimeoutExpired as ex:
-        return None, ex.stdout or "", "(still running after %.0f s)" % timeout
+    rc, out, err = harness.run_once(WRAP + [binary] + list(args), env=e, timeout=timeout * SLOW)
+    return rc, out, err if rc is not None else "(still running after %.0f s)" % timeout
 
 
 @scenario
