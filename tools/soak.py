@@ -49,7 +49,8 @@ def main():
     ap.add_argument("--inflight", type=int, default=32)
     ap.add_argument("--tls", action="store_true", help="wss:// through nginx terminating TLS, the OpenSSL build")
     args = ap.parse_args()
-    rnd = random.Random(args.seed)
+    rnd = random.Random(args.seed)                # the restart schedule: the same for a seed
+    wrnd = random.Random(args.seed + 1000003)     # the writer's own, so its pace cannot shift the schedule
     name = "soak-tls" if args.tls else "soak"
     t = Checks(name)
     d = Daemon(name, args=["--mcp-strict"], instance="life-0")
@@ -126,13 +127,13 @@ def main():
             with lock:
                 counter[0] += 1
                 n = counter[0]
-                kind = rnd.random()
+                kind = wrnd.random()
                 if kind < 0.8:
-                    method, params = "echo", {"n": n, "pad": "x" * rnd.randrange(0, 3000)}
+                    method, params = "echo", {"n": n, "pad": "x" * wrnd.randrange(0, 3000)}
                 elif kind < 0.9:
                     method, params = "tools/list", None     # safe: re-sent after a lost connection
                 else:
-                    method, params = "sleep", {"ms": rnd.randrange(10, 400)}
+                    method, params = "sleep", {"ms": wrnd.randrange(10, 400)}
                 ident = "r%d" % n
                 sent[ident] = (method, params)
             s.request(method, params, id=ident)
