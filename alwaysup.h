@@ -7171,6 +7171,7 @@ typedef struct au__check {
     au_socket_t in_w, out_r;                   /* our ends of the bridge's stdin and stdout */
     int phase, failed, shown, list_at, pages;
     int64_t t0, step_at, deadline, first_attempt;
+    int64_t step_ms;                           /* each MCP step's bound: the handshake timeout */
     unsigned caps;                             /* 1 tools, 2 prompts, 4 resources: what initialize offered */
     long count;
     char names[240];                           /* the first few of the list, for the report */
@@ -7359,7 +7360,7 @@ static void au__ck_request(au__check *k, int id, const char *method, const char 
              params ? params : "");
     au__ck_send(k, line);
     k->step_at = k->b->now;
-    k->deadline = k->b->now + au__ms(k->b->d.handshake_timeout > 0 ? k->b->d.handshake_timeout : 10);
+    k->deadline = k->b->now + k->step_ms;
 }
 /* an error member as "CODE message" */
 static void au__ck_error(char *dst, size_t cap, au_tok err) {
@@ -7520,6 +7521,7 @@ static int au__ck_one(au__check *k, const au_bridge_desc *user, const char *url)
     k->t0 = k->step_at = b->now = au_now_ms();
     give_up = k->t0 + 2 * au__ms((b->d.connect_timeout > 0 ? b->d.connect_timeout : 5) + (b->d.handshake_timeout > 0 ? b->d.handshake_timeout : 10)) + 5000;
     k->deadline = -1;
+    k->step_ms = au__ms(b->d.handshake_timeout > 0 ? b->d.handshake_timeout : 10);
     /* what a client sends first; the bridge holds it until the daemon is there */
     au__ck_send(k, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
                    "\"clientInfo\":{\"name\":\"alwaysup-check\",\"version\":\"" ALWAYSUP_VERSION_STRING "\"}}}\n");
@@ -7534,13 +7536,17 @@ static int au__ck_one(au__check *k, const au_bridge_desc *user, const char *url)
         au__ck_read(k);
         if (k->phase == AU__CK_DONE) break;
         if (k->phase == AU__CK_LINK && au__ck_link(k)) break;
-        if (k->phase == AU__CK_LINK && b->client.state == AU_CLIENT_OPEN) { k->phase = AU__CK_SESSION; k->step_at = b->now; }
+        if (k->phase == AU__CK_LINK && b->client.state == AU_CLIENT_OPEN) {
+            k->phase = AU__CK_SESSION;
+            k->step_at = b->now;
+            k->deadline = b->now + k->step_ms;
+        }
         if (k->phase == AU__CK_SESSION && au_core_connected(&b->core)) {
             if (b->d.hello || b->d.daemon_protocol == AU_DIALECT_EXAI)
                 au__ck_line(k, "ok", "hello", b->now - k->step_at, "answered%s", b->d.daemon_protocol == AU_DIALECT_EXAI ? " (EX-AI hello with the token)" : "");
             k->phase = AU__CK_INIT;
             k->step_at = b->now;
-            k->deadline = b->now + au__ms(b->d.handshake_timeout > 0 ? b->d.handshake_timeout : 10);
+            k->deadline = b->now + k->step_ms;
             if (k->early.len) {                /* the answer came first */
                 au_jsonrpc j;
                 if (au_jsonrpc_scan((const char *)k->early.p, k->early.len - 1, &j) == AU_RPC_RESPONSE) au__ck_response(k, &j);
@@ -7551,8 +7557,10 @@ static int au__ck_one(au__check *k, const au_bridge_desc *user, const char *url)
         }
         if (k->phase >= AU__CK_SESSION && k->phase != AU__CK_DONE && b->client.state != AU_CLIENT_OPEN) {
             int hello = k->phase == AU__CK_SESSION && (b->d.hello || b->d.daemon_protocol == AU_DIALECT_EXAI);
+            char list[40];
             const char *step = hello ? "hello" : k->phase == AU__CK_SESSION ? "session" : k->phase == AU__CK_INIT ? "initialize"
-                             : k->phase == AU__CK_PING ? "ping" : au__ck_lists[k->list_at];
+                             : k->phase == AU__CK_PING ? "ping" : list;
+            snprintf(list, sizeof list, "%s/list", k->phase == AU__CK_LIST ? au__ck_lists[k->list_at] : "");
             au__ck_fail(k, step, b->core.conn.last_error[0] ? b->core.conn.last_error : b->client.error);
             if (hello)
                 au__ck_advice(k, b->d.daemon_protocol == AU_DIALECT_EXAI ? "the daemon refused the hello: check the token (EXAI_WS_TOKEN or --token-env)"
@@ -7564,8 +7572,8 @@ static int au__ck_one(au__check *k, const au_bridge_desc *user, const char *url)
         }
         now = au_now_ms();
         if (k->deadline >= 0 && now >= k->deadline) {
-            char why[200];
-            double s = b->d.handshake_timeout > 0 ? b->d.handshake_timeout : 10;
+            char why[200], list[40];
+            double s = (double)k->step_ms / 1000.0;
             b->now = now;
             if (k->phase == AU__CK_SESSION) {
                 snprintf(why, sizeof why, "no answer to the hello within %.3g s", s);
@@ -7578,11 +7586,12 @@ static int au__ck_one(au__check *k, const au_bridge_desc *user, const char *url)
                                  "A daemon that boots slowly: raise --handshake-timeout");
             } else {
                 snprintf(why, sizeof why, "no answer within %.3g s", s);
-                au__ck_line(k, "warn", k->phase == AU__CK_PING ? "ping" : au__ck_lists[k->list_at], now - k->step_at, "%s", why);
+                snprintf(list, sizeof list, "%s/list", k->phase == AU__CK_LIST ? au__ck_lists[k->list_at] : "");
+                au__ck_line(k, "warn", k->phase == AU__CK_PING ? "ping" : list, now - k->step_at, "%s", why);
                 if (k->phase == AU__CK_PING) k->phase = AU__CK_DONE;
                 else au__ck_next(k);
             }
-        } else if (k->phase == AU__CK_SESSION && k->deadline < 0) k->deadline = b->now + au__ms(b->d.handshake_timeout > 0 ? b->d.handshake_timeout : 10);
+        }
         if (k->phase != AU__CK_DONE && now >= give_up && k->deadline < 0) { au__ck_fail(k, "connect", "no result in time"); break; }
     }
     {
