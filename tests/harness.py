@@ -169,6 +169,82 @@ class Daemon:
         return out
 
 
+class PeerDaemon:
+    """A peer daemon started by hand (the Python `websockets` daemons under
+    tests/), up once its first stdout line is "listening PORT" or "listening
+    PATH" (a Unix socket). A suite subclasses it for a daemon it restarts:
+    .proc is always the latest start, for the suite's watchdog."""
+
+    def __init__(self, what):
+        self.what = what            # names it in the error
+        self.proc = None
+        self.line = ""              # its first stdout line
+        self.port = self.path = self.listening_at = None
+
+    def spawned(self, proc):
+        """Called at each start, before the wait: a subclass tracks proc."""
+
+    def listen(self, argv, timeout=None, err_path=None, stdin=None, must=True):
+        """Starts argv, stdout a pipe, and waits for "listening ...". timeout
+        None: one start and a blocking read; seconds: the line waited for
+        that long, a failed start (e.g. the port not yet free) retried until
+        then. err_path: stderr appended there (else inherited). must=False: a
+        start that does not say listening is left running, no error (the
+        caller checks .port). Returns self."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if err_path:
+                with open(err_path, "a") as err:
+                    self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=err, text=True)
+            else:
+                self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, text=True)
+            self.spawned(self.proc)
+            self.line = ""
+            if deadline is None:
+                self.line = self.proc.stdout.readline()
+            while deadline is not None and time.monotonic() < deadline:
+                # select, not a blocking read: a daemon that hangs silent cannot stall the run
+                r, _, _ = select.select([self.proc.stdout], [], [], max(0.0, min(0.2, deadline - time.monotonic())))
+                if r:
+                    self.line = self.proc.stdout.readline()
+                    break
+                if self.proc.poll() is not None:
+                    break
+            if self.line.startswith("listening "):
+                where = self.line[len("listening "):].strip()
+                if where.isdigit():
+                    self.port = int(where)
+                elif where:
+                    self.path = where
+                self.listening_at = time.monotonic()
+                return self
+            if not must:
+                return self
+            self.kill()
+            if deadline is None or time.monotonic() >= deadline:
+                if err_path:
+                    raise RuntimeError("%s did not start (%r); see %s" % (self.what, self.line, err_path))
+                raise RuntimeError("%s did not start: %r" % (self.what, self.line))
+            time.sleep(0.1)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc:
+            self.proc.wait()
+            self.proc.stdout.close()
+
+    def stop(self, timeout=None):
+        """SIGTERM and wait; SIGKILL after timeout seconds, if given."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+
 class Shim:
     """build/alwaysup with a scripted client on its stdio. A reader thread
     checks every stdout line: one whole JSON-RPC message per line."""

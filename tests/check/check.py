@@ -20,7 +20,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from harness import BUILD, SHIM, SLOW, WRAP, Daemon, Skip, free_port, run_once, run_scenarios, scenario_args, summary  # noqa: E402
+from harness import BUILD, SHIM, SLOW, WRAP, Daemon, PeerDaemon, Skip, free_port, run_once, run_scenarios, scenario_args, summary  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TLS_BIN = os.environ.get("ALWAYSUP_TLS_BIN", os.path.join(BUILD, "alwaysup-tls"))
@@ -171,13 +171,8 @@ def bad_flag(t):
 
 def exai_daemon(name, token):
     log = os.path.join(BUILD, "test-logs", name + ".log")
-    p = subprocess.Popen([PY, os.path.join(ROOT, "tests", "exai", "exai_daemon.py"), "--port", "0", "--token", token, "--log", log],
-                         stdout=subprocess.PIPE, text=True)
-    line = p.stdout.readline()
-    if not line.startswith("listening "):
-        p.kill()
-        raise RuntimeError("exai_daemon did not start: %r" % line)
-    return p, int(line.split()[1])
+    return PeerDaemon("exai_daemon").listen([PY, os.path.join(ROOT, "tests", "exai", "exai_daemon.py"), "--port", "0",
+                                             "--token", token, "--log", log])
 
 
 @scenario
@@ -186,9 +181,9 @@ def exai_daemon_token(t):
         import websockets  # noqa: F401
     except ImportError:
         raise Skip("python3-websockets missing (tools/install-deps.sh)")
-    p, port = exai_daemon("check-exai", "tok-123")
+    d = exai_daemon("check-exai", "tok-123")
     try:
-        url = "ws://127.0.0.1:%d/" % port
+        url = "ws://127.0.0.1:%d/" % d.port
         rc, out, _, _ = check(["--daemon-protocol", "exai", url], env={"EXAI_WS_TOKEN": "tok-123"})
         t.check(rc == 0, "a session with the right token (report:\n%s)" % out)
         t.check(step(out, "hello")[0] == "ok", "hello answered")
@@ -197,8 +192,7 @@ def exai_daemon_token(t):
         failed_at(t, rc, out, "hello", r"invalid token", r"check the token")
         t.check("tok-123" not in out and "wrong" not in out.replace("wrong token", ""), "no token in the report")
     finally:
-        p.terminate()
-        p.wait()
+        d.stop()
 
 
 @scenario
@@ -209,13 +203,12 @@ def exai_daemon_without_the_flag(t):
         import websockets  # noqa: F401
     except ImportError:
         raise Skip("python3-websockets missing (tools/install-deps.sh)")
-    p, port = exai_daemon("check-exai-mcp", "tok-123")
+    d = exai_daemon("check-exai-mcp", "tok-123")
     try:
-        rc, out, _, _ = check(["ws://127.0.0.1:%d/" % port])
+        rc, out, _, _ = check(["ws://127.0.0.1:%d/" % d.port])
         failed_at(t, rc, out, "initialize", r"invalid hello", r"--daemon-protocol exai")
     finally:
-        p.terminate()
-        p.wait()
+        d.stop()
 
 
 @scenario
@@ -227,13 +220,13 @@ def tls_untrusted_then_ca_file(t):
     except ImportError:
         raise Skip("python3-websockets missing (tools/install-deps.sh)")
     subprocess.run(["bash", os.path.join(ROOT, "tests", "tls", "make_certs.sh"), CERTS], check=True)
-    p = subprocess.Popen([PY, os.path.join(ROOT, "tests", "tls", "echo_daemon.py"), "--port", "0", "--cert",
-                          os.path.join(CERTS, "server.pem"), "--key", os.path.join(CERTS, "server.key")],
-                         stdout=subprocess.PIPE, text=True)
+    # must=False: a daemon that does not come up is this scenario's failed check
+    d = PeerDaemon("echo_daemon").listen([PY, os.path.join(ROOT, "tests", "tls", "echo_daemon.py"), "--port", "0", "--cert",
+                                          os.path.join(CERTS, "server.pem"), "--key", os.path.join(CERTS, "server.key")],
+                                         must=False)
     try:
-        line = p.stdout.readline()
-        t.check(line.startswith("listening "), "TLS echo daemon up: %r" % line)
-        url = "wss://localhost:%s/" % line.split()[1]
+        t.check(d.listening_at is not None, "TLS echo daemon up: %r" % d.line)
+        url = "wss://localhost:%s/" % d.line.split()[1]
         env = {"SSL_CERT_FILE": os.path.join(CERTS, "other-ca.pem")}   # a system store without the test CA
         rc, out, _, _ = check([url], binary=TLS_BIN, env=env)
         failed_at(t, rc, out, "TLS handshake", r"certificate verify failed", r"--ca-file")
@@ -243,8 +236,7 @@ def tls_untrusted_then_ca_file(t):
         t.check(step(out, "initialize")[0] == "ok", "and the session works over wss://")
         t.check(rc == 0, "exit status 0 over wss:// (got %r)" % rc)
     finally:
-        p.terminate()
-        p.wait()
+        d.stop()
 
 
 @scenario

@@ -14,7 +14,6 @@ CI=true (nginx being unusable is a failure instead of a skip)."""
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import socket
@@ -27,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import harness  # noqa: E402
-from harness import SLOW, Checks, Shim, Skip, free_port, is_sdk_id, read_text, run_scenarios, scenario_args, summary  # noqa: E402
+from harness import SLOW, Checks, PeerDaemon, Shim, Skip, free_port, is_sdk_id, read_text, run_scenarios, scenario_args, summary  # noqa: E402
 
 LOGDIR = os.path.join(ROOT, "build", "test-logs", "interop")
 os.makedirs(LOGDIR, exist_ok=True)
@@ -67,10 +66,11 @@ def track(proc):
 
 
 # ---------------------------------------------------------------- peers
-class PyDaemon:
+class PyDaemon(PeerDaemon):
     """tests/interop/py_daemon.py on 127.0.0.1, restartable on the same port."""
 
     def __init__(self, name, port=None, args=(), instance="A", start=True):
+        super().__init__("py_daemon")
         self.name = name
         self.log_path = os.path.join(LOGDIR, name + ".daemon.log")
         self.err_path = os.path.join(LOGDIR, name + ".daemon.stderr")
@@ -80,47 +80,24 @@ class PyDaemon:
         self.port = port or free_port()
         self.args = list(args)
         self.instance = instance
-        self.proc = None
-        self.listening_at = None
         if start:
             self.start()
 
     def start(self, instance=None, timeout=10.0):
         if instance:
             self.instance = instance
-        deadline = time.monotonic() + timeout * SLOW
-        while True:
-            cmd = [DAEMON_PY, DAEMON, "--port", str(self.port), "--instance", self.instance, "--log", self.log_path] + self.args
-            with open(self.err_path, "a") as err:
-                self.proc = track(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True))
-            line = ""
-            while time.monotonic() < deadline:
-                r, _, _ = select.select([self.proc.stdout], [], [], max(0.0, min(0.2, deadline - time.monotonic())))
-                if r:
-                    line = self.proc.stdout.readline()
-                    break
-                if self.proc.poll() is not None:
-                    break
-            if line.startswith("listening "):
-                self.listening_at = time.monotonic()
-                return self
-            self.kill()
-            if time.monotonic() >= deadline:   # e.g. the port is still taken: retried until here
-                raise RuntimeError("py_daemon did not start (%r); see %s" % (line, self.err_path))
-            time.sleep(0.1)
+        cmd = [DAEMON_PY, DAEMON, "--port", str(self.port), "--instance", self.instance, "--log", self.log_path] + self.args
+        # the same port again: a start while it is still taken is retried until the timeout
+        return self.listen(cmd, timeout * SLOW, err_path=self.err_path, stdin=subprocess.DEVNULL)
+
+    def spawned(self, proc):
+        track(proc)                   # the watchdog kills every child, a start still waiting included
 
     def url(self, path="/"):
         return "ws://127.0.0.1:%d%s" % (self.port, path)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
-
-    def kill(self):
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        if self.proc:
-            self.proc.wait()
-            self.proc.stdout.close()
 
     def term(self, timeout=5.0):
         """SIGTERM; returns (exit status or None, seconds taken)."""

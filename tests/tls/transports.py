@@ -29,7 +29,6 @@ failure instead of a skip)."""
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import socket
@@ -44,7 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import harness  # noqa: E402
-from harness import SLOW, WRAP, Checks, Daemon, Shim, Skip, free_port, read_text, run_scenarios, scan_logs, scenario_args, summary  # noqa: E402,F401
+from harness import SLOW, WRAP, Checks, Daemon, PeerDaemon, Shim, Skip, free_port, read_text, run_scenarios, scan_logs, scenario_args, summary  # noqa: E402,F401
 import tlsnginx  # noqa: E402  (nginx terminating TLS; shared with tools/conformance.py, tools/soak.py, the benchmark)
 from tlsnginx import NGINX, make_certs, need_nginx, pem_to_der, presented_cert, tls_server  # noqa: E402,F401
 
@@ -155,12 +154,14 @@ def verify_reason(port, sni="localhost", cafile=CA, host=None):
 
 
 # ---------------------------------------------------------------- the Python daemon
-class EchoDaemon:
+class EchoDaemon(PeerDaemon):
     """tests/tls/echo_daemon.py on 127.0.0.1 (TLS with cert/key) or on a Unix
-    socket; restartable on the same port or path."""
+    socket; restartable on the same port or path. Tracked as itself: the
+    watchdog kills its .proc, which PeerDaemon sets at each start."""
 
     def __init__(self, name, unix=None, cert_file=None, key_file=None, instance="A", args=()):
         need_websockets()
+        super().__init__("echo_daemon")
         self.name = name
         self.log_path = os.path.join(LOGDIR, name + ".daemon.log")
         self.err_path = os.path.join(LOGDIR, name + ".daemon.stderr")
@@ -172,7 +173,6 @@ class EchoDaemon:
         self.cert, self.key = cert_file, key_file
         self.instance = instance
         self.args = list(args)
-        self.proc = None
         track(self)
         self.start()
 
@@ -183,33 +183,9 @@ class EchoDaemon:
             self.args = list(args)
         where = ["--unix", self.unix] if self.unix else ["--port", str(self.port)]
         tls = ["--cert", self.cert, "--key", self.key] if self.cert else []
-        deadline = time.monotonic() + timeout * SLOW
-        while True:
-            cmd = [DAEMON_PY, ECHO_DAEMON] + where + tls + self.args + ["--instance", self.instance, "--log", self.log_path]
-            with open(self.err_path, "a") as err:
-                self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True)
-            line = ""
-            while time.monotonic() < deadline:
-                r, _, _ = select.select([self.proc.stdout], [], [], max(0.0, min(0.2, deadline - time.monotonic())))
-                if r:
-                    line = self.proc.stdout.readline()
-                    break
-                if self.proc.poll() is not None:
-                    break
-            if line.startswith("listening "):
-                self.listening_at = time.monotonic()
-                return self
-            self.kill()
-            if time.monotonic() >= deadline:     # e.g. the port is still taken: retried until here
-                raise RuntimeError("echo_daemon did not start (%r); see %s" % (line, self.err_path))
-            time.sleep(0.1)
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-        if self.proc:
-            self.proc.wait()
-            self.proc.stdout.close()
+        cmd = [DAEMON_PY, ECHO_DAEMON] + where + tls + self.args + ["--instance", self.instance, "--log", self.log_path]
+        # the same port or path again: a start while it is still taken is retried until the timeout
+        return self.listen(cmd, timeout * SLOW, err_path=self.err_path, stdin=subprocess.DEVNULL)
 
     def stop(self):
         self.kill()
