@@ -19,26 +19,19 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import {
     McpError,
-    ToolListChangedNotificationSchema,
     ListPromptsResultSchema,
     ListResourcesResultSchema
 } from '@modelcontextprotocol/sdk/types.js';
+import {
+    REPO, SHIM, WRAP, shimCommand, now, sleep, ms, withTimeout, describeError as describeWith, ERROR_HINTS,
+    freePort, readText, sdkVersion, children, startWithRetries, stopProcess, ShimSession, ScenarioCtx, runSuite
+} from '../interop/common.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const SHIM = process.env.ALWAYSUP_BIN ? path.resolve(process.env.ALWAYSUP_BIN) : path.join(REPO, 'build', 'alwaysup');
-// ALWAYSUP_WRAP=wine runs the Windows build (tests/windows.sh)
-const WRAP = process.env.ALWAYSUP_WRAP || '';
-const shimCommand = args => (WRAP ? [WRAP, [SHIM, ...args]] : [SHIM, args]);
 const DAEMON = process.env.EXAI_DAEMON ? path.resolve(process.env.EXAI_DAEMON) : path.join(HERE, 'exai_daemon.py');
 const PY = process.env.PY_DAEMON_PYTHON || (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
 const LOGDIR = path.join(REPO, 'build', 'test-logs', 'exai');
@@ -47,30 +40,13 @@ const BASE_TOOLS = ['echo', 'sleep', 'stream', 'stream_only', 'stream_bare', 'fa
     'counter', 'big', 'whoami', 'hang'];
 const ECHO_SCHEMA = { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] };
 
-const now = () => performance.now();
 const wall = () => Date.now() / 1000; // the daemon log's clock
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
-const ms = x => `${Math.round(x)} ms`;
 
 // Set by the preflight probe when the binary rejects --daemon-protocol exai.
 let DIALECT_MISSING = null;
 
-function withTimeout(promise, timeoutMs, what) {
-    let timer;
-    const guard = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: no result within ${timeoutMs} ms`)), timeoutMs);
-    });
-    return Promise.race([promise, guard]).finally(() => clearTimeout(timer));
-}
-
-function describeError(e) {
-    if (e instanceof McpError) {
-        let hint = '';
-        if (e.code === -32001) hint = ' [SDK request timeout: nobody answered]';
-        return `McpError ${e.code}: ${e.message}${hint}`;
-    }
-    return e && e.message ? e.message : String(e);
-}
+// No -32002 hint: that code comes from the SDK test daemon, not from an EX-AI one.
+const describeError = e => describeWith(e, { [-32001]: ERROR_HINTS[-32001] });
 
 function short(v, n = 240) {
     let s;
@@ -94,26 +70,6 @@ function settle(promise) {
 function textsOf(result) {
     if (!result || !Array.isArray(result.content)) return [];
     return result.content.filter(c => c && c.type === 'text').map(c => c.text);
-}
-
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const srv = net.createServer();
-        srv.unref();
-        srv.on('error', reject);
-        srv.listen(0, '127.0.0.1', () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
-        });
-    });
-}
-
-function readText(p) {
-    try {
-        return fs.readFileSync(p, 'utf8');
-    } catch {
-        return '';
-    }
 }
 
 // "<time> event <what> k=v ... instance=I" lines of a daemon log, as objects.
@@ -148,18 +104,6 @@ function daemonRecv(logPath) {
     return out;
 }
 
-// Every child process we start, so that nothing outlives the run.
-const children = new Set();
-function killAllChildren() {
-    for (const p of children) {
-        try {
-            p.kill('SIGKILL');
-        } catch {
-            // gone
-        }
-    }
-}
-process.on('exit', killAllChildren);
 
 // ---------------------------------------------------------------- the daemon
 class Daemon {
@@ -174,16 +118,8 @@ class Daemon {
         this.lines = [];
         this.lineWaiters = [];
     }
-    async start(timeoutMs = 8000) {
-        const deadline = now() + timeoutMs;
-        for (let attempt = 1; ; attempt++) {
-            try {
-                return await this._startOnce(Math.max(1000, deadline - now()));
-            } catch (e) {
-                if (attempt >= 8 || now() > deadline) throw e;
-                await sleep(150); // e.g. the port not yet released by a daemon just killed
-            }
-        }
+    start(timeoutMs = 8000) {
+        return startWithRetries(t => this._startOnce(t), timeoutMs, { attempts: 8, floorMs: 1000, pauseMs: 150 });
     }
     _startOnce(timeoutMs) {
         return new Promise((resolve, reject) => {
@@ -247,155 +183,65 @@ class Daemon {
     }
     async kill(sig = 'SIGKILL', timeoutMs = 3000) {
         if (!this.alive) return;
-        const p = this.proc;
-        const gone = new Promise(resolve => p.once('exit', resolve));
-        p.kill(sig);
-        try {
-            await withTimeout(gone, timeoutMs, `daemon ${this.instance} exit after ${sig}`);
-        } catch (e) {
-            p.kill('SIGKILL');
-            await withTimeout(gone, 2000, `daemon ${this.instance} exit after SIGKILL`);
-            throw e;
-        }
+        await stopProcess(this.proc, `daemon ${this.instance}`, sig, timeoutMs);
     }
 }
 
+
 // ------------------------------------------------- one client through the shim
-class Session {
+class Session extends ShimSession {
     // opts: args (extra shim options), env (the shim's environment on top of the SDK's
     // default safe set), label, url (default true: pass ws://127.0.0.1:PORT),
     // flag (default true: pass --daemon-protocol exai).
     constructor(ctx, opts = {}) {
-        this.ctx = ctx;
-        this.label = opts.label || '';
-        const base = path.join(LOGDIR, `${ctx.name}${this.label ? `.${this.label}` : ''}`);
-        this.logPath = `${base}.shim.log`;
-        this.stderrPath = `${base}.shim.stderr`;
-        for (const p of [this.logPath, this.stderrPath]) fs.rmSync(p, { force: true });
-        this.args = [
+        const label = opts.label || '';
+        const base = path.join(LOGDIR, `${ctx.name}${label ? `.${label}` : ''}`);
+        const logPath = `${base}.shim.log`;
+        const stderrPath = `${base}.shim.stderr`;
+        for (const p of [logPath, stderrPath]) fs.rmSync(p, { force: true });
+        const args = [
             ...(opts.flag === false ? [] : ['--daemon-protocol', 'exai']),
             ...(opts.url === false ? [] : [`ws://127.0.0.1:${ctx.port}`]),
             '--state-dir', '',
-            '--log-file', this.logPath,
+            '--log-file', logPath,
             '--log-level', 'debug',
             ...(opts.args || [])
         ];
-        this.env = opts.env || {};
-        this.stderrLog = fs.createWriteStream(this.stderrPath);
-        this.errors = [];
-        this.stdoutProblems = [];
-        this.stdoutLines = 0;
+        const env = opts.env || {};
+        const stderrLog = fs.createWriteStream(stderrPath);
+        const [command, commandArgs] = shimCommand(args);
+        super(ctx, {
+            command,
+            args: commandArgs,
+            env,
+            stderr: stderrLog,
+            maxBufferSize: 64 * 1024 * 1024,
+            liftListenerLimit: true,
+            clientName: 'alwaysup-exai-interop',
+            describeError
+        });
+        this.label = label;
+        this.logPath = logPath;
+        this.stderrPath = stderrPath;
+        this.args = args;
+        this.env = env;
+        this.stderrLog = stderrLog;
         this.out = []; // {id, method, kind, params?, at} per stdout message
         this.sent = []; // {id, method, params} per message the client sent
-        this.listChanged = [];
-        this.exit = null;
-        this.closing = false;
-        this.proc = null;
-
-        const transport = new StdioClientTransport({
-            command: shimCommand(this.args)[0],
-            args: shimCommand(this.args)[1],
-            env: this.env,
-            stderr: 'pipe',
-            maxBufferSize: 64 * 1024 * 1024
-        });
-        transport.stderr.pipe(this.stderrLog);
-        this.transport = transport;
-        const origStart = transport.start.bind(transport);
-        transport.start = async () => {
-            await origStart();
-            const p = transport._process;
-            this.proc = p;
-            if (p) {
-                children.add(p);
-                p.on('exit', (code, signal) => {
-                    children.delete(p);
-                    this.exit = { code, signal, at: now() };
-                });
-                this._tapStdout(p.stdout);
-                p.stdin.setMaxListeners(0);
-            }
-        };
-        const origSend = transport.send.bind(transport);
-        transport.send = (m, o) => {
-            if (m && typeof m.method === 'string') this.sent.push({ id: m.id, method: m.method, params: m.params, at: now() });
-            return origSend(m, o);
-        };
-        const seen = new WeakSet();
-        transport.onerror = e => {
-            if (e && typeof e === 'object') seen.add(e);
-            this.errors.push(`transport.onerror: ${describeError(e)}`);
-        };
-        this.client = new Client({ name: 'alwaysup-exai-interop', version: '1.0.0' }, { capabilities: {} });
-        this.client.onerror = e => {
-            if (e && typeof e === 'object' && seen.has(e)) return;
-            this.errors.push(`client.onerror: ${describeError(e)}`);
-        };
-        this.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
-            this.listChanged.push(now());
-        });
-        this.otherNotifications = [];
-        this.client.fallbackNotificationHandler = async n => {
-            this.otherNotifications.push(n.method);
-        };
     }
-
-    _tapStdout(stream) {
-        const decoder = new TextDecoder('utf-8', { fatal: true });
-        let pending = [];
-        const check = buf => {
-            this.stdoutLines++;
-            const problem = why => {
-                if (this.stdoutProblems.length < 5)
-                    this.stdoutProblems.push(`${why}: ${JSON.stringify(buf.subarray(0, 120).toString('utf8'))}`);
-            };
-            let text;
-            try {
-                text = decoder.decode(buf);
-            } catch {
-                return problem('stdout line is not valid UTF-8');
-            }
-            if (text.length === 0) return problem('empty stdout line');
-            let v;
-            try {
-                v = JSON.parse(text);
-            } catch {
-                return problem('stdout line is not JSON');
-            }
-            if (!v || typeof v !== 'object' || Array.isArray(v) || v.jsonrpc !== '2.0')
-                return problem('stdout line is not a JSON-RPC 2.0 message');
-            if (!('method' in v) && !('id' in v)) return problem('stdout line has neither method nor id');
-            const rec = { id: v.id, method: v.method, at: now() };
-            if ('method' in v) {
-                rec.kind = 'id' in v ? 'request' : 'notification';
-                rec.params = v.params;
-            } else {
-                rec.kind = 'error' in v ? 'error' : 'result';
-                if (text.length < 65536) rec.body = 'error' in v ? v.error : v.result;
-            }
-            this.out.push(rec);
-        };
-        stream.on('data', chunk => {
-            let start = 0;
-            for (;;) {
-                const nl = chunk.indexOf(10, start);
-                if (nl < 0) {
-                    if (start < chunk.length) pending.push(chunk.subarray(start));
-                    break;
-                }
-                pending.push(chunk.subarray(start, nl));
-                const line = pending.length === 1 ? pending[0] : Buffer.concat(pending);
-                pending = [];
-                check(line);
-                start = nl + 1;
-            }
-        });
-        stream.on('end', () => {
-            if (pending.length) {
-                const rest = Buffer.concat(pending);
-                if (rest.length) this.stdoutProblems.push(`stdout ended inside a line (${rest.length} bytes without a newline)`);
-            }
-        });
+    onSend(m) {
+        if (m && typeof m.method === 'string') this.sent.push({ id: m.id, method: m.method, params: m.params, at: now() });
+    }
+    onStdoutMessage(v, text) {
+        const rec = { id: v.id, method: v.method, at: now() };
+        if ('method' in v) {
+            rec.kind = 'id' in v ? 'request' : 'notification';
+            rec.params = v.params;
+        } else {
+            rec.kind = 'error' in v ? 'error' : 'result';
+            if (text.length < 65536) rec.body = 'error' in v ? v.error : v.result;
+        }
+        this.out.push(rec);
     }
 
     logs() {
@@ -405,20 +251,11 @@ class Session {
         const t = readText(this.stderrPath).trim() || readText(this.logPath).trim();
         return t.split('\n').slice(-lines).join(' | ');
     }
-    exitNote() {
-        if (!this.exit || this.closing) return '';
-        return ` [the shim exited: code ${this.exit.code}, signal ${this.exit.signal}; stderr: ${this.shimLogTail()}]`;
-    }
-    async connect(timeoutMs = 8000) {
-        try {
-            await withTimeout(this.client.connect(this.transport, { timeout: timeoutMs }), timeoutMs + 1000, 'client.connect');
-        } catch (e) {
-            await sleep(100);
-            throw new Error(`client.connect failed: ${describeError(e)}${this.exitNote()}`);
-        }
+    connect(timeoutMs = 8000) {
+        return super.connect(timeoutMs, 100);
     }
     callTool(name, args = {}, timeoutMs = 8000, extra = {}) {
-        return this.client.callTool({ name, arguments: args }, undefined, { timeout: timeoutMs, ...extra });
+        return super.callTool(name, args, timeoutMs, extra);
     }
     // A tools/call that must give a non-error result; returns it.
     async result(name, args = {}, timeoutMs = 8000, what = name) {
@@ -438,15 +275,6 @@ class Session {
         const t = textsOf(res);
         if (!t.length) throw new Error(`${what}: no text content in ${short(res)}`);
         return t[0];
-    }
-    async waitListChanged(afterT, timeoutMs) {
-        const deadline = now() + timeoutMs;
-        for (;;) {
-            const t = this.listChanged.find(x => x >= afterT);
-            if (t !== undefined) return t;
-            if (now() >= deadline) return null;
-            await sleep(20);
-        }
     }
     // The JSON-RPC id of the last tools/call of `name` the client sent.
     lastCallId(name) {
@@ -485,28 +313,12 @@ class Session {
 }
 
 // ------------------------------------------------------------ scenario context
-class Ctx {
+class Ctx extends ScenarioCtx {
     constructor(name, port) {
-        this.name = name;
-        this.port = port;
-        this.daemons = [];
-        this.sessions = [];
-        this.times = [];
-        this.problems = [];
-        this.notes = [];
+        super(name, port);
         this.daemonErrPath = path.join(LOGDIR, `${name}.daemon.stderr`);
         this.daemonErr = fs.createWriteStream(this.daemonErrPath);
         this.cleared = new Set();
-    }
-    time(label, value) {
-        this.times.push(`${label} ${ms(value)}`);
-    }
-    note(msg) {
-        this.notes.push(msg);
-    }
-    expect(cond, msg) {
-        if (!cond) this.problems.push(msg);
-        return cond;
     }
     // The daemon log shared by every life started with the same label.
     daemonLog(label = '') {
@@ -543,8 +355,8 @@ class Ctx {
         for (const s of this.sessions) {
             for (const p of s.stdoutProblems) this.problems.push(`shim stdout: ${p}`);
             for (const e of s.errors) this.problems.push(`SDK reported: ${e}`);
-            if (s.otherNotifications.length)
-                this.note(`${s.label || 'shim'}: notifications other than list_changed: ${[...new Set(s.otherNotifications)].join(', ')}`);
+            if (s.notifications.length)
+                this.note(`${s.label || 'shim'}: notifications other than list_changed: ${[...new Set(s.notifications)].join(', ')}`);
         }
     }
 }
@@ -1088,101 +900,27 @@ function probeDialect() {
     return `exit ${r.status}${r.signal ? `, ${r.signal}` : ''}: ${err}`;
 }
 
-async function main() {
-    const argv = process.argv.slice(2);
-    const ki = argv.indexOf('-k');
-    const filter = ki >= 0 ? new RegExp(argv[ki + 1]) : null;
-    const chosen = SCENARIOS.filter(([name]) => !filter || filter.test(name));
-    fs.mkdirSync(LOGDIR, { recursive: true });
-    let passed = 0;
-    let failed = 0;
-    const total = chosen.length;
-    const start = now();
-    const finish = () => {
-        console.log(`${passed} passed, ${failed} failed`);
-        process.exitCode = failed ? 1 : 0;
-    };
-    const watchdog = setTimeout(() => {
-        console.log(`FAIL watchdog: the run exceeded ${WATCHDOG_MS / 1000} s; stopping`);
-        failed += total - passed - failed;
-        finish();
-        killAllChildren();
-        process.exit(1);
-    }, WATCHDOG_MS);
-    watchdog.unref();
-
-    if (!fs.existsSync(SHIM)) {
-        console.log(`FAIL setup: ${SHIM} does not exist (run make build/alwaysup, or set ALWAYSUP_BIN)`);
-        failed = total;
-        finish();
-        return;
-    }
-    const py = spawnSync(PY, ['-c', 'import websockets'], { timeout: 5000 });
-    if (py.status !== 0) {
-        console.log(`FAIL setup: ${PY} cannot import websockets (set PY_DAEMON_PYTHON): ${(py.stderr || '').toString().trim().split('\n').pop()}`);
-        failed = total;
-        finish();
-        return;
-    }
-    let sdkVersion = '?';
-    try {
-        let dir = path.dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/sdk/client/index.js'));
-        for (let i = 0; i < 6; i++, dir = path.dirname(dir)) {
-            const pj = path.join(dir, 'package.json');
-            if (!fs.existsSync(pj)) continue;
-            const j = JSON.parse(fs.readFileSync(pj, 'utf8'));
-            if (j.name === '@modelcontextprotocol/sdk') {
-                sdkVersion = j.version;
-                break;
-            }
-        }
-    } catch {
-        // informational only
-    }
-    const v = spawnSync(...shimCommand(['--version']), { timeout: 30000 });
-    const port = await freePort();
-    console.log(`  # ${(v.stdout || '').toString().trim() || SHIM}; @modelcontextprotocol/sdk ${sdkVersion}; ` +
-        `node ${process.version}; daemon port ${port}; logs in ${path.relative(process.cwd(), LOGDIR) || LOGDIR}`);
-    DIALECT_MISSING = probeDialect();
-    if (DIALECT_MISSING)
-        console.log(`  # this shim rejects --daemon-protocol exai (${DIALECT_MISSING}): the EX-AI dialect is not built in; every scenario will fail`);
-
-    for (const [name, fn, budget] of chosen) {
-        const ctx = new Ctx(name, port);
-        const t = now();
-        let fatal = null;
-        try {
-            await withTimeout(fn(ctx), budget, 'scenario budget');
-        } catch (e) {
-            fatal = describeError(e);
-        }
-        try {
-            await withTimeout(ctx.cleanup(), 15000, 'cleanup');
-        } catch (e) {
-            ctx.note(`cleanup: ${e.message}`);
-        }
-        ctx.finalChecks();
-        const why = [...(fatal ? [fatal] : []), ...ctx.problems];
-        const times = ctx.times.length ? ` (${ctx.times.join(', ')})` : '';
-        if (why.length === 0) {
-            passed++;
-            console.log(`ok ${name}${times}`);
-        } else {
-            failed++;
-            const hint = DIALECT_MISSING ? ` [this shim rejects --daemon-protocol exai: ${DIALECT_MISSING}]` : '';
-            console.log(`FAIL ${name}: ${why.join('; ')}${times}${hint}`);
-        }
-        for (const n of ctx.notes) console.log(`  # ${n}`);
-        console.log(`  # ${name}: ${ms(now() - t)}`);
-    }
-    console.log(`  # total ${((now() - start) / 1000).toFixed(1)} s`);
-    clearTimeout(watchdog);
-    finish();
-}
-
-main().catch(e => {
-    console.log(`FAIL driver: ${e && e.stack ? e.stack : e}`);
-    console.log('0 passed, 1 failed');
-    killAllChildren();
-    process.exit(1);
+let port;
+runSuite({
+    scenarios: SCENARIOS,
+    filter: true,
+    logDir: LOGDIR,
+    watchdogMs: WATCHDOG_MS,
+    setup: async () => {
+        if (!fs.existsSync(SHIM)) return `${SHIM} does not exist (run make build/alwaysup, or set ALWAYSUP_BIN)`;
+        const py = spawnSync(PY, ['-c', 'import websockets'], { timeout: 5000 });
+        if (py.status !== 0)
+            return `${PY} cannot import websockets (set PY_DAEMON_PYTHON): ${(py.stderr || '').toString().trim().split('\n').pop()}`;
+        const v = spawnSync(...shimCommand(['--version']), { timeout: 30000 });
+        port = await freePort();
+        console.log(`  # ${(v.stdout || '').toString().trim() || SHIM}; @modelcontextprotocol/sdk ${sdkVersion()}; ` +
+            `node ${process.version}; daemon port ${port}; logs in ${path.relative(process.cwd(), LOGDIR) || LOGDIR}`);
+        DIALECT_MISSING = probeDialect();
+        if (DIALECT_MISSING)
+            console.log(`  # this shim rejects --daemon-protocol exai (${DIALECT_MISSING}): the EX-AI dialect is not built in; every scenario will fail`);
+        return null;
+    },
+    newCtx: name => new Ctx(name, port),
+    failHint: () => (DIALECT_MISSING ? ` [this shim rejects --daemon-protocol exai: ${DIALECT_MISSING}]` : ''),
+    describe: describeError
 });

@@ -26,26 +26,23 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import {
     CreateMessageRequestSchema,
     ElicitRequestSchema,
     ListRootsRequestSchema,
     LoggingMessageNotificationSchema,
     McpError,
-    ResourceUpdatedNotificationSchema,
-    ToolListChangedNotificationSchema
+    ResourceUpdatedNotificationSchema
 } from '@modelcontextprotocol/sdk/types.js';
+import {
+    REPO, SHIM, now, sleep, ms, withTimeout, describeError, freePort, readText, children, setChildKiller,
+    killAllChildren, startWithRetries, ShimSession, ScenarioCtx, runSuite
+} from './common.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
 const MODULES = path.join(REPO, 'tests', 'node_modules');
-const SHIM = process.env.ALWAYSUP_BIN ? path.resolve(process.env.ALWAYSUP_BIN) : path.join(REPO, 'build', 'alwaysup');
 const SDK_DAEMON = path.join(HERE, 'mcp_ws_daemon.mjs');
 const BRIDGE = path.join(HERE, 'per_connection_bridge.mjs');
 const SUPERGATEWAY = path.join(MODULES, 'supergateway', 'dist', 'index.js');
@@ -54,40 +51,6 @@ const EVERYTHING_PKG = path.join(MODULES, '@modelcontextprotocol', 'server-every
 const EVERYTHING = path.join(EVERYTHING_PKG, 'dist', 'index.js');
 const LOGDIR = path.join(REPO, 'build', 'test-logs', 'interop');
 const WATCHDOG_MS = 170_000;
-
-const now = () => performance.now();
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
-const ms = x => `${Math.round(x)} ms`;
-
-function withTimeout(promise, timeoutMs, what) {
-    let timer;
-    const guard = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: no result within ${timeoutMs} ms`)), timeoutMs);
-    });
-    return Promise.race([promise, guard]).finally(() => clearTimeout(timer));
-}
-
-function describeError(e) {
-    if (e instanceof McpError) {
-        let hint = '';
-        if (e.code === -32002) hint = ' [the daemon got a request on a session nobody initialized]';
-        if (e.code === -32001) hint = ' [SDK request timeout: nobody answered]';
-        return `McpError ${e.code}: ${e.message}${hint}`;
-    }
-    return e && e.message ? e.message : String(e);
-}
-
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const srv = net.createServer();
-        srv.unref();
-        srv.on('error', reject);
-        srv.listen(0, '127.0.0.1', () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
-        });
-    });
-}
 
 function readVersion(pkgDir) {
     try {
@@ -135,18 +98,10 @@ function killTree(pid, sig = 'SIGKILL') {
     }
 }
 
-// Every process we start (daemons with their trees, shims), so that nothing outlives the run.
-const children = new Set();
-function killAllChildren() {
-    for (const p of children) {
-        try {
-            if (p.pid) killTree(p.pid);
-        } catch {
-            // gone
-        }
-    }
-}
-process.on('exit', killAllChildren);
+// Every process we start (daemons with their trees, shims) is killed with its tree, so that nothing outlives the run.
+setChildKiller(p => {
+    if (p.pid) killTree(p.pid);
+});
 for (const sig of ['SIGINT', 'SIGTERM']) {
     process.on(sig, () => {
         console.log(`FAIL interrupted: ${sig}`);
@@ -190,16 +145,8 @@ class Daemon {
         this.onexit = null;
     }
     async start(timeoutMs = 10000) {
-        const deadline = now() + timeoutMs;
-        for (let attempt = 1; ; attempt++) {
-            try {
-                this.listeningAt = await this._startOnce(Math.max(1000, deadline - now()));
-                return this.listeningAt;
-            } catch (e) {
-                if (attempt >= 5 || now() > deadline) throw e;
-                await sleep(100); // e.g. the port not yet released by a daemon just killed
-            }
-        }
+        this.listeningAt = await startWithRetries(t => this._startOnce(t), timeoutMs, { attempts: 5, floorMs: 1000, pauseMs: 100 });
+        return this.listeningAt;
     }
     _startOnce(timeoutMs) {
         return new Promise((resolve, reject) => {
@@ -282,93 +229,39 @@ const DAEMON_KINDS = {
         [SDK_DAEMON, '--port', String(ctx.port), '--instance', instance, ...extra], /^listening \d+$/)
 };
 
+
 // ------------------------------------------------- one client through the shim
-class Session {
+class Session extends ShimSession {
     constructor(ctx, { url, capabilities = {}, extraArgs = [], label = '' }) {
-        this.ctx = ctx;
-        this.args = [url, '--log-level', 'debug', ...extraArgs];
-        this.logPath = path.join(LOGDIR, `real.${ctx.name}${label ? `.${label}` : ''}.shim.log`);
-        this.log = fs.createWriteStream(this.logPath);
-        this.errors = [];
-        this.stdoutProblems = [];
-        this.stdoutLines = 0;
+        const args = [url, '--log-level', 'debug', ...extraArgs];
+        const logPath = path.join(LOGDIR, `real.${ctx.name}${label ? `.${label}` : ''}.shim.log`);
+        const log = fs.createWriteStream(logPath);
+        super(ctx, {
+            command: SHIM,
+            args,
+            env: { ALWAYSUP_STATE_DIR: ctx.stateDir },
+            stderr: log,
+            clientName: 'alwaysup-real-daemons',
+            capabilities,
+            strictTap: false
+        });
+        this.args = args;
+        this.logPath = logPath;
+        this.log = log;
         this.answered = new Map(); // response id -> how many responses the client got for it
         this.daemonRequests = []; // {t, method, id}: requests to the client, as seen on stdout
         this.cancels = []; // {t, requestId, reason}: notifications/cancelled, as seen on stdout
-        this.sentMethods = [];
-        this.listChanged = [];
         this.logs = []; // {t, level, data}
         this.updates = []; // {t, uri}
-        this.notifications = [];
         this.served = { roots: [], sampling: [], elicitation: [] };
-        this.exit = null;
-        this.closing = false;
-        this.proc = null;
+        this.lateProgress = []; // {t, progress, total}: see onClientError
 
-        const transport = new StdioClientTransport({
-            command: SHIM,
-            args: this.args,
-            env: { ALWAYSUP_STATE_DIR: ctx.stateDir },
-            stderr: 'pipe'
-        });
-        transport.stderr.pipe(this.log);
-        this.transport = transport;
-        const origStart = transport.start.bind(transport);
-        transport.start = async () => {
-            await origStart();
-            const p = transport._process;
-            this.proc = p;
-            if (p) {
-                children.add(p);
-                p.on('exit', (code, signal) => {
-                    children.delete(p);
-                    this.exit = { code, signal, at: now() };
-                });
-                this._tapStdout(p.stdout);
-            }
-        };
-        const origSend = transport.send.bind(transport);
-        transport.send = (m, o) => {
-            if (m && typeof m.method === 'string') this.sentMethods.push(m.method);
-            return origSend(m, o);
-        };
-        const seen = new WeakSet();
-        transport.onerror = e => {
-            if (e && typeof e === 'object') seen.add(e);
-            this.errors.push(`transport.onerror: ${describeError(e)}`);
-        };
-
-        this.client = new Client({ name: 'alwaysup-real-daemons', version: '1.0.0' }, { capabilities });
-        this.lateProgress = []; // {t, progress, total}: see below
-        this.client.onerror = e => {
-            if (e && typeof e === 'object' && seen.has(e)) return;
-            // SDK 1.32.2 runs notification handlers a microtask later but handles a response at
-            // once: a progress notification that arrives in the same stdout chunk as its result
-            // finds its handler gone. It did reach the client; the scenario counts it from here.
-            const m = describeError(e).match(/^Received a progress notification for an unknown token: (\{.*\})$/);
-            if (m) {
-                try {
-                    const n = JSON.parse(m[1]);
-                    this.lateProgress.push({ t: now(), progress: n.params.progress, total: n.params.total });
-                    return;
-                } catch {
-                    // not ours: recorded below
-                }
-            }
-            this.errors.push(`client.onerror: ${describeError(e)}`);
-        };
-        this.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
-            this.listChanged.push(now());
-        });
         this.client.setNotificationHandler(LoggingMessageNotificationSchema, n => {
             this.logs.push({ t: now(), level: n.params.level, data: n.params.data });
         });
         this.client.setNotificationHandler(ResourceUpdatedNotificationSchema, n => {
             this.updates.push({ t: now(), uri: n.params.uri });
         });
-        this.client.fallbackNotificationHandler = async n => {
-            this.notifications.push(n.method);
-        };
         // Requests from the daemon to the client, answered so that each answer says which it was.
         if (capabilities.roots) {
             this.client.setRequestHandler(ListRootsRequestSchema, async () => {
@@ -397,82 +290,39 @@ class Session {
             });
         }
     }
-
-    _tapStdout(stream) {
-        const decoder = new TextDecoder('utf-8', { fatal: true });
-        let pending = [];
-        const check = buf => {
-            this.stdoutLines++;
-            const problem = why => {
-                if (this.stdoutProblems.length < 5)
-                    this.stdoutProblems.push(`${why}: ${JSON.stringify(buf.subarray(0, 120).toString('utf8'))}`);
-            };
-            let text;
+    // SDK 1.32.2 runs notification handlers a microtask later but handles a response at
+    // once: a progress notification that arrives in the same stdout chunk as its result
+    // finds its handler gone. It did reach the client; the scenario counts it from here.
+    onClientError(e) {
+        const m = describeError(e).match(/^Received a progress notification for an unknown token: (\{.*\})$/);
+        if (m) {
             try {
-                text = decoder.decode(buf);
+                const n = JSON.parse(m[1]);
+                this.lateProgress.push({ t: now(), progress: n.params.progress, total: n.params.total });
+                return true;
             } catch {
-                return problem('stdout line is not valid UTF-8');
+                // not ours: recorded as an error
             }
-            let v;
-            try {
-                v = JSON.parse(text);
-            } catch {
-                return problem('stdout line is not JSON');
-            }
-            if (!v || typeof v !== 'object' || Array.isArray(v) || v.jsonrpc !== '2.0')
-                return problem('stdout line is not a JSON-RPC 2.0 message');
-            if (!('method' in v) && !('id' in v)) return problem('stdout line has neither method nor id');
-            if (v.method === 'notifications/cancelled' && v.params)
-                this.cancels.push({ t: now(), requestId: v.params.requestId, reason: v.params.reason });
-            else if ('method' in v && 'id' in v) this.daemonRequests.push({ t: now(), method: v.method, id: v.id });
-            if (!('method' in v)) {
-                const key = JSON.stringify(v.id);
-                const n = (this.answered.get(key) || 0) + 1;
-                this.answered.set(key, n);
-                if (n === 2) problem(`request ${key} answered more than once`);
-            }
-        };
-        stream.on('data', chunk => {
-            let start = 0;
-            for (;;) {
-                const nl = chunk.indexOf(10, start);
-                if (nl < 0) {
-                    if (start < chunk.length) pending.push(chunk.subarray(start));
-                    break;
-                }
-                pending.push(chunk.subarray(start, nl));
-                const line = pending.length === 1 ? pending[0] : Buffer.concat(pending);
-                pending = [];
-                check(line);
-                start = nl + 1;
-            }
-        });
+        }
+        return false;
+    }
+    onStdoutMessage(v, text, problem) {
+        if (v.method === 'notifications/cancelled' && v.params)
+            this.cancels.push({ t: now(), requestId: v.params.requestId, reason: v.params.reason });
+        else if ('method' in v && 'id' in v) this.daemonRequests.push({ t: now(), method: v.method, id: v.id });
+        if (!('method' in v)) {
+            const key = JSON.stringify(v.id);
+            const n = (this.answered.get(key) || 0) + 1;
+            this.answered.set(key, n);
+            if (n === 2) problem(`request ${key} answered more than once`);
+        }
     }
 
     shimLog() {
-        try {
-            return fs.readFileSync(this.logPath, 'utf8');
-        } catch {
-            return '';
-        }
+        return readText(this.logPath);
     }
     shimLogTail(lines = 3) {
         return this.shimLog().trim().split('\n').slice(-lines).join(' | ');
-    }
-    exitNote() {
-        if (!this.exit || this.closing) return '';
-        return ` [the shim exited: code ${this.exit.code}, signal ${this.exit.signal}; stderr: ${this.shimLogTail()}]`;
-    }
-    async connect(timeoutMs = 15000) {
-        try {
-            await withTimeout(this.client.connect(this.transport, { timeout: timeoutMs }), timeoutMs + 1000, 'client.connect');
-        } catch (e) {
-            await sleep(50);
-            throw new Error(`client.connect failed: ${describeError(e)}${this.exitNote()}`);
-        }
-    }
-    callTool(name, args = {}, timeoutMs = 5000, extra = {}) {
-        return this.client.callTool({ name, arguments: args }, undefined, { timeout: timeoutMs, ...extra });
     }
     // callTool that must succeed; returns all its text content, joined.
     async text(name, args = {}, timeoutMs = 5000, what = name, extra = {}) {
@@ -509,53 +359,18 @@ class Session {
             await sleep(20);
         }
     }
-    countSent(method) {
-        return this.sentMethods.filter(m => m === method).length;
-    }
-    async close() {
-        if (this.closing) return null;
-        this.closing = true;
-        const t = now();
-        const wasRunning = this.proc && !this.exit;
-        try {
-            await withTimeout(this.client.close(), 7000, 'client.close');
-        } catch (e) {
-            this.errors.push(`close: ${describeError(e)}`);
-        }
-        if (this.proc && !this.exit) {
-            this.proc.kill('SIGKILL');
-            await sleep(50);
-        }
-        return wasRunning && this.exit ? this.exit.at - t : null;
-    }
 }
 
 // ------------------------------------------------------------ scenario context
-class Ctx {
+class Ctx extends ScenarioCtx {
     constructor(name, port) {
-        this.name = name;
-        this.port = port;
+        super(name, port);
         this.t0 = now();
-        this.daemons = [];
-        this.sessions = [];
         this.procs = [];
-        this.times = [];
-        this.problems = [];
-        this.notes = [];
         this.daemonLog = fs.createWriteStream(path.join(LOGDIR, `real.${name}.daemon.log`));
         this.stateDir = path.join(LOGDIR, 'real-state', name);
         fs.rmSync(this.stateDir, { recursive: true, force: true });
         fs.mkdirSync(this.stateDir, { recursive: true });
-    }
-    time(label, value) {
-        this.times.push(`${label} ${ms(value)}`);
-    }
-    note(msg) {
-        this.notes.push(msg);
-    }
-    expect(cond, msg) {
-        if (!cond) this.problems.push(msg);
-        return cond;
     }
     // Starts a daemon of a kind (see DAEMON_KINDS) and waits for it to listen.
     async daemon(kind, instance, extra) {
@@ -580,14 +395,6 @@ class Ctx {
             }
         }
         await new Promise(resolve => this.daemonLog.end(resolve));
-    }
-    finalChecks() {
-        for (const s of this.sessions) {
-            if (s.client.getServerCapabilities() && s.stdoutLines === 0)
-                this.problems.push('the stdout tap saw no line although the client connected (test bug)');
-            for (const p of s.stdoutProblems) this.problems.push(`shim stdout: ${p}`);
-            for (const e of s.errors) this.problems.push(`SDK reported: ${e}`);
-        }
     }
 }
 
@@ -1133,76 +940,21 @@ const SCENARIOS = [
 ];
 
 // ------------------------------------------------------------------- driver
-async function main() {
-    fs.mkdirSync(LOGDIR, { recursive: true });
-    const k = process.argv.indexOf('-k');
-    const filter = k >= 0 ? new RegExp(process.argv[k + 1]) : null;
-    const selected = SCENARIOS.filter(([name]) => !filter || filter.test(name));
-    let passed = 0;
-    let failed = 0;
-    const total = selected.length;
-    const start = now();
-    const finish = () => {
-        console.log(`${passed} passed, ${failed} failed`);
-        process.exitCode = failed ? 1 : 0;
-    };
-    const watchdog = setTimeout(() => {
-        console.log(`FAIL watchdog: the run exceeded ${WATCHDOG_MS / 1000} s; stopping`);
-        failed += total - passed - failed;
-        finish();
-        killAllChildren();
-        process.exit(1);
-    }, WATCHDOG_MS);
-    watchdog.unref();
-
-    const missing = [SHIM, SUPERGATEWAY, EVERYTHING].filter(f => !fs.existsSync(f));
-    if (missing.length) {
-        console.log(`FAIL setup: missing ${missing.join(', ')} (make build/alwaysup; cd tests && npm ci)`);
-        failed = total;
-        finish();
-        return;
-    }
-    const v = spawnSync(SHIM, ['--version'], { timeout: 3000 });
-    console.log(`  # ${(v.stdout || '').toString().trim().split('\n')[0] || SHIM}; supergateway ${readVersion(path.join(MODULES, 'supergateway'))}; ` +
-        `server-everything ${readVersion(EVERYTHING_PKG)}; @modelcontextprotocol/sdk ` +
-        `${readVersion(path.join(MODULES, '@modelcontextprotocol', 'sdk'))}; node ${process.version}; ` +
-        `logs in ${path.relative(process.cwd(), LOGDIR) || LOGDIR}/real.*`);
-
-    for (const [name, fn, budget] of selected) {
-        const ctx = new Ctx(name, await freePort());
-        const t = now();
-        let fatal = null;
-        try {
-            await withTimeout(fn(ctx), budget, 'scenario budget');
-        } catch (e) {
-            fatal = describeError(e);
-        }
-        try {
-            await withTimeout(ctx.cleanup(), 15000, 'cleanup');
-        } catch (e) {
-            ctx.note(`cleanup: ${e.message}`);
-        }
-        ctx.finalChecks();
-        const why = [...(fatal ? [fatal] : []), ...ctx.problems];
-        const times = ctx.times.length ? ` (${ctx.times.join(', ')})` : '';
-        if (why.length === 0) {
-            passed++;
-            console.log(`ok ${name}${times}`);
-        } else {
-            failed++;
-            console.log(`FAIL ${name}: ${why.join('; ')}${times}`);
-        }
-        for (const n of ctx.notes) console.log(`  # ${n}`);
-        console.log(`  # ${name}: ${ms(now() - t)}`);
-    }
-    console.log(`  # total ${((now() - start) / 1000).toFixed(1)} s`);
-    clearTimeout(watchdog);
-    finish();
-}
-
-main().catch(e => {
-    console.log(`FAIL driver: ${e && e.stack ? e.stack : e}`);
-    console.log('0 passed, 1 failed');
-    killAllChildren();
-    process.exit(1);
+runSuite({
+    scenarios: SCENARIOS,
+    filter: true,
+    logDir: LOGDIR,
+    watchdogMs: WATCHDOG_MS,
+    setup: async () => {
+        const missing = [SHIM, SUPERGATEWAY, EVERYTHING].filter(f => !fs.existsSync(f));
+        if (missing.length) return `missing ${missing.join(', ')} (make build/alwaysup; cd tests && npm ci)`;
+        const v = spawnSync(SHIM, ['--version'], { timeout: 3000 });
+        console.log(`  # ${(v.stdout || '').toString().trim().split('\n')[0] || SHIM}; supergateway ${readVersion(path.join(MODULES, 'supergateway'))}; ` +
+            `server-everything ${readVersion(EVERYTHING_PKG)}; @modelcontextprotocol/sdk ` +
+            `${readVersion(path.join(MODULES, '@modelcontextprotocol', 'sdk'))}; node ${process.version}; ` +
+            `logs in ${path.relative(process.cwd(), LOGDIR) || LOGDIR}/real.*`);
+        return null;
+    },
+    // a port of its own for each scenario
+    newCtx: async name => new Ctx(name, await freePort())
 });

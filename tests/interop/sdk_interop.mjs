@@ -15,68 +15,18 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import {
+    REPO, SHIM, now, sleep, ms, withTimeout, describeError, freePort, readText, sdkVersion, children,
+    startWithRetries, stopProcess, ShimSession, ScenarioCtx, runSuite
+} from './common.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
-const SHIM = process.env.ALWAYSUP_BIN ? path.resolve(process.env.ALWAYSUP_BIN) : path.join(REPO, 'build', 'alwaysup');
 const DAEMON = path.join(HERE, 'mcp_ws_daemon.mjs');
 const LOGDIR = path.join(REPO, 'build', 'test-logs', 'interop');
 const WATCHDOG_MS = 110_000;
-
-const now = () => performance.now();
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
-const ms = x => `${Math.round(x)} ms`;
-
-function withTimeout(promise, timeoutMs, what) {
-    let timer;
-    const guard = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: no result within ${timeoutMs} ms`)), timeoutMs);
-    });
-    return Promise.race([promise, guard]).finally(() => clearTimeout(timer));
-}
-
-function describeError(e) {
-    if (e instanceof McpError) {
-        let hint = '';
-        if (e.code === -32002) hint = ' [the daemon got a request on a session nobody initialized]';
-        if (e.code === -32001) hint = ' [SDK request timeout: nobody answered]';
-        return `McpError ${e.code}: ${e.message}${hint}`;
-    }
-    return e && e.message ? e.message : String(e);
-}
-
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const srv = net.createServer();
-        srv.unref();
-        srv.on('error', reject);
-        srv.listen(0, '127.0.0.1', () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
-        });
-    });
-}
-
-// Every child process we start, so that nothing outlives the run.
-const children = new Set();
-function killAllChildren() {
-    for (const p of children) {
-        try {
-            p.kill('SIGKILL');
-        } catch {
-            // gone
-        }
-    }
-}
-process.on('exit', killAllChildren);
 
 // ---------------------------------------------------------------- the daemon
 class Daemon {
@@ -88,16 +38,8 @@ class Daemon {
         this.exited = null;
     }
     // Starts the daemon and resolves with the time it printed "listening".
-    async start(timeoutMs = 5000) {
-        const deadline = now() + timeoutMs;
-        for (let attempt = 1; ; attempt++) {
-            try {
-                return await this._startOnce(Math.max(500, deadline - now()));
-            } catch (e) {
-                if (attempt >= 5 || now() > deadline) throw e;
-                await sleep(100); // e.g. the port not yet released by a daemon just killed
-            }
-        }
+    start(timeoutMs = 5000) {
+        return startWithRetries(t => this._startOnce(t), timeoutMs, { attempts: 5, floorMs: 500, pauseMs: 100 });
     }
     _startOnce(timeoutMs) {
         return new Promise((resolve, reject) => {
@@ -144,166 +86,35 @@ class Daemon {
     // Sends sig and waits (bounded) for the process to be gone.
     async kill(sig = 'SIGKILL', timeoutMs = 3000) {
         if (!this.alive) return;
-        const p = this.proc;
-        const gone = new Promise(resolve => p.once('exit', resolve));
-        p.kill(sig);
-        try {
-            await withTimeout(gone, timeoutMs, `daemon ${this.instance} exit after ${sig}`);
-        } catch (e) {
-            p.kill('SIGKILL');
-            await withTimeout(gone, 2000, `daemon ${this.instance} exit after SIGKILL`);
-            throw e;
-        }
+        await stopProcess(this.proc, `daemon ${this.instance}`, sig, timeoutMs);
     }
 }
 
 // ------------------------------------------------- one client through the shim
-class Session {
+class Session extends ShimSession {
     constructor(ctx, label, extraArgs) {
-        this.ctx = ctx;
-        this.label = label;
-        this.args = [`ws://127.0.0.1:${ctx.port}`, '--log-level', 'debug', ...extraArgs];
-        this.logPath = path.join(LOGDIR, `${ctx.name}${label ? `.${label}` : ''}.shim.log`);
-        this.log = fs.createWriteStream(this.logPath);
-        this.errors = [];
-        this.stdoutProblems = [];
-        this.stdoutLines = 0;
-        this.sentMethods = [];
-        this.listChanged = [];
-        this.exit = null;
-        this.closing = false;
-        this.proc = null;
-
-        const transport = new StdioClientTransport({
+        const args = [`ws://127.0.0.1:${ctx.port}`, '--log-level', 'debug', ...extraArgs];
+        const logPath = path.join(LOGDIR, `${ctx.name}${label ? `.${label}` : ''}.shim.log`);
+        const log = fs.createWriteStream(logPath);
+        super(ctx, {
             command: SHIM,
-            args: this.args,
+            args,
             // The shim remembers the daemon's InitializeResult per URL (by default under
             // $XDG_STATE_HOME or ~/.local/state); keep each scenario's state apart and fresh.
             env: { ALWAYSUP_STATE_DIR: ctx.stateDir },
-            stderr: 'pipe',
-            maxBufferSize: 64 * 1024 * 1024 // the SDK's default (10 MiB) is too small for the 8 MiB test
+            stderr: log,
+            maxBufferSize: 64 * 1024 * 1024, // the SDK's default (10 MiB) is too small for the 8 MiB test
+            liftListenerLimit: true,
+            clientName: 'alwaysup-interop'
         });
-        transport.stderr.pipe(this.log);
-        this.transport = transport;
-
-        // Tap the raw stdout of the shim: every line must be one JSON-RPC message.
-        const origStart = transport.start.bind(transport);
-        transport.start = async () => {
-            await origStart();
-            const p = transport._process;
-            this.proc = p;
-            if (p) {
-                children.add(p);
-                p.on('exit', (code, signal) => {
-                    children.delete(p);
-                    this.exit = { code, signal, at: now() };
-                });
-                this._tapStdout(p.stdout);
-                // The SDK adds one 'drain' listener per blocked write; 500 concurrent calls trip
-                // Node's leak warning (harmless), so lift the limit on this pipe.
-                p.stdin.setMaxListeners(0);
-            }
-        };
-        // Record what the client sends.
-        const origSend = transport.send.bind(transport);
-        transport.send = (m, o) => {
-            if (m && typeof m.method === 'string') this.sentMethods.push(m.method);
-            return origSend(m, o);
-        };
-        // Parse errors of the SDK's stdio reader land here (Protocol.connect chains it).
-        const seen = new WeakSet();
-        transport.onerror = e => {
-            if (e && typeof e === 'object') seen.add(e);
-            this.errors.push(`transport.onerror: ${describeError(e)}`);
-        };
-
-        this.client = new Client({ name: 'alwaysup-interop', version: '1.0.0' }, { capabilities: {} });
-        this.client.onerror = e => {
-            if (e && typeof e === 'object' && seen.has(e)) return;
-            this.errors.push(`client.onerror: ${describeError(e)}`);
-        };
-        this.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
-            this.listChanged.push(now());
-        });
-        this.notifications = [];
-        this.client.fallbackNotificationHandler = async n => {
-            this.notifications.push(n.method);
-        };
-    }
-
-    _tapStdout(stream) {
-        const decoder = new TextDecoder('utf-8', { fatal: true });
-        let pending = [];
-        const check = buf => {
-            this.stdoutLines++;
-            const problem = why => {
-                if (this.stdoutProblems.length < 5)
-                    this.stdoutProblems.push(`${why}: ${JSON.stringify(buf.subarray(0, 120).toString('utf8'))}`);
-            };
-            let text;
-            try {
-                text = decoder.decode(buf);
-            } catch {
-                return problem('stdout line is not valid UTF-8');
-            }
-            if (text.length === 0) return problem('empty stdout line');
-            let v;
-            try {
-                v = JSON.parse(text);
-            } catch {
-                return problem('stdout line is not JSON');
-            }
-            if (!v || typeof v !== 'object' || Array.isArray(v) || v.jsonrpc !== '2.0')
-                return problem('stdout line is not a JSON-RPC 2.0 message');
-            if (!('method' in v) && !('id' in v)) return problem('stdout line has neither method nor id');
-        };
-        stream.on('data', chunk => {
-            let start = 0;
-            for (;;) {
-                const nl = chunk.indexOf(10, start);
-                if (nl < 0) {
-                    if (start < chunk.length) pending.push(chunk.subarray(start));
-                    break;
-                }
-                pending.push(chunk.subarray(start, nl));
-                const line = pending.length === 1 ? pending[0] : Buffer.concat(pending);
-                pending = [];
-                check(line);
-                start = nl + 1;
-            }
-        });
-        stream.on('end', () => {
-            if (pending.length) {
-                const rest = Buffer.concat(pending);
-                if (rest.length) this.stdoutProblems.push(`stdout ended inside a line (${rest.length} bytes without a newline)`);
-            }
-        });
+        this.label = label;
+        this.args = args;
+        this.logPath = logPath;
+        this.log = log;
     }
 
     shimLogTail(lines = 3) {
-        try {
-            const t = fs.readFileSync(this.logPath, 'utf8').trim().split('\n');
-            return t.slice(-lines).join(' | ');
-        } catch {
-            return '';
-        }
-    }
-    // Why a call may have failed beyond the error itself: the shim died.
-    exitNote() {
-        if (!this.exit || this.closing) return '';
-        return ` [the shim exited: code ${this.exit.code}, signal ${this.exit.signal}; stderr: ${this.shimLogTail()}]`;
-    }
-
-    async connect(timeoutMs = 15000) {
-        try {
-            await withTimeout(this.client.connect(this.transport, { timeout: timeoutMs }), timeoutMs + 1000, 'client.connect');
-        } catch (e) {
-            await sleep(50);
-            throw new Error(`client.connect failed: ${describeError(e)}${this.exitNote()}`);
-        }
-    }
-    async callTool(name, args = {}, timeoutMs = 5000) {
-        return this.client.callTool({ name, arguments: args }, undefined, { timeout: timeoutMs });
+        return readText(this.logPath).trim().split('\n').slice(-lines).join(' | ');
     }
     // callTool that must succeed; returns the first text content.
     async text(name, args = {}, timeoutMs = 5000, what = name) {
@@ -319,62 +130,16 @@ class Session {
         if (!c || c.type !== 'text') throw new Error(`${what}: no text content in ${JSON.stringify(res).slice(0, 200)}`);
         return c.text;
     }
-    async waitListChanged(afterT, timeoutMs) {
-        const deadline = now() + timeoutMs;
-        for (;;) {
-            const t = this.listChanged.find(x => x >= afterT);
-            if (t !== undefined) return t;
-            if (now() >= deadline) return null;
-            await sleep(20);
-        }
-    }
-    countSent(method) {
-        return this.sentMethods.filter(m => m === method).length;
-    }
-    // Closes the client (stdin EOF to the shim); returns how long the shim took to exit.
-    async close() {
-        if (this.closing) return null;
-        this.closing = true;
-        const t = now();
-        const wasRunning = this.proc && !this.exit;
-        try {
-            await withTimeout(this.client.close(), 7000, 'client.close');
-        } catch (e) {
-            this.errors.push(`close: ${describeError(e)}`);
-        }
-        if (this.proc && !this.exit) {
-            this.proc.kill('SIGKILL');
-            await sleep(50);
-        }
-        return wasRunning && this.exit ? this.exit.at - t : null;
-    }
 }
 
 // ------------------------------------------------------------ scenario context
-class Ctx {
+class Ctx extends ScenarioCtx {
     constructor(name, port) {
-        this.name = name;
-        this.port = port;
-        this.daemons = [];
-        this.sessions = [];
-        this.times = [];
-        this.problems = [];
-        this.notes = [];
+        super(name, port);
         this.daemonLog = fs.createWriteStream(path.join(LOGDIR, `${name}.daemon.log`));
         this.stateDir = path.join(LOGDIR, 'sdk-state', name);
         fs.rmSync(this.stateDir, { recursive: true, force: true });
         fs.mkdirSync(this.stateDir, { recursive: true });
-    }
-    time(label, value) {
-        this.times.push(`${label} ${ms(value)}`);
-    }
-    note(msg) {
-        this.notes.push(msg);
-    }
-    // A failed check that does not stop the scenario.
-    expect(cond, msg) {
-        if (!cond) this.problems.push(msg);
-        return cond;
     }
     async daemon(instance) {
         const d = new Daemon(this.port, instance, this.daemonLog);
@@ -401,15 +166,6 @@ class Ctx {
             }
         }
         await new Promise(resolve => this.daemonLog.end(resolve));
-    }
-    // Problems every scenario checks: stdout purity and SDK-reported errors.
-    finalChecks() {
-        for (const s of this.sessions) {
-            if (s.client.getServerCapabilities() && s.stdoutLines === 0)
-                this.problems.push('the stdout tap saw no line although the client connected (test bug)');
-            for (const p of s.stdoutProblems) this.problems.push(`shim stdout: ${p}`);
-            for (const e of s.errors) this.problems.push(`SDK reported: ${e}`);
-        }
     }
 }
 
@@ -713,88 +469,19 @@ function probeFlags() {
     }
 }
 
-async function main() {
-    fs.mkdirSync(LOGDIR, { recursive: true });
-    let passed = 0;
-    let failed = 0;
-    const total = SCENARIOS.length;
-    const start = now();
-    const finish = () => {
-        console.log(`${passed} passed, ${failed} failed`);
-        process.exitCode = failed ? 1 : 0;
-    };
-    const watchdog = setTimeout(() => {
-        console.log(`FAIL watchdog: the run exceeded ${WATCHDOG_MS / 1000} s; stopping`);
-        failed += total - passed - failed;
-        finish();
-        killAllChildren();
-        process.exit(1);
-    }, WATCHDOG_MS);
-    watchdog.unref();
-
-    if (!fs.existsSync(SHIM)) {
-        console.log(`FAIL setup: ${SHIM} does not exist (run make, or set ALWAYSUP_BIN)`);
-        failed = total;
-        finish();
-        return;
-    }
-    // The SDK's exports map package.json to dist/, so find the package folder by walking up from its entry.
-    let sdkVersion = '?';
-    try {
-        let dir = path.dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/sdk/client/index.js'));
-        for (let i = 0; i < 6; i++, dir = path.dirname(dir)) {
-            const pj = path.join(dir, 'package.json');
-            if (!fs.existsSync(pj)) continue;
-            const j = JSON.parse(fs.readFileSync(pj, 'utf8'));
-            if (j.name === '@modelcontextprotocol/sdk') {
-                sdkVersion = j.version;
-                break;
-            }
-        }
-    } catch {
-        // informational only
-    }
-    const v = spawnSync(SHIM, ['--version'], { timeout: 3000 });
-    const port = await freePort();
-    console.log(`  # ${(v.stdout || '').toString().trim() || SHIM}; @modelcontextprotocol/sdk ${sdkVersion}; ` +
-        `node ${process.version}; daemon port ${port}; logs in ${path.relative(process.cwd(), LOGDIR) || LOGDIR}`);
-    probeFlags();
-
-    for (const [name, fn, budget] of SCENARIOS) {
-        const ctx = new Ctx(name, port);
-        const t = now();
-        let fatal = null;
-        try {
-            await withTimeout(fn(ctx), budget, `scenario budget`);
-        } catch (e) {
-            fatal = describeError(e);
-        }
-        try {
-            await withTimeout(ctx.cleanup(), 15000, 'cleanup');
-        } catch (e) {
-            ctx.note(`cleanup: ${e.message}`);
-        }
-        ctx.finalChecks();
-        const why = [...(fatal ? [fatal] : []), ...ctx.problems];
-        const times = ctx.times.length ? ` (${ctx.times.join(', ')})` : '';
-        if (why.length === 0) {
-            passed++;
-            console.log(`ok ${name}${times}`);
-        } else {
-            failed++;
-            console.log(`FAIL ${name}: ${why.join('; ')}${times}`);
-        }
-        for (const n of ctx.notes) console.log(`  # ${n}`);
-        console.log(`  # ${name}: ${ms(now() - t)}`);
-    }
-    console.log(`  # total ${((now() - start) / 1000).toFixed(1)} s`);
-    clearTimeout(watchdog);
-    finish();
-}
-
-main().catch(e => {
-    console.log(`FAIL driver: ${e && e.stack ? e.stack : e}`);
-    console.log('0 passed, 1 failed');
-    killAllChildren();
-    process.exit(1);
+let port;
+runSuite({
+    scenarios: SCENARIOS,
+    logDir: LOGDIR,
+    watchdogMs: WATCHDOG_MS,
+    setup: async () => {
+        if (!fs.existsSync(SHIM)) return `${SHIM} does not exist (run make, or set ALWAYSUP_BIN)`;
+        const v = spawnSync(SHIM, ['--version'], { timeout: 3000 });
+        port = await freePort();
+        console.log(`  # ${(v.stdout || '').toString().trim() || SHIM}; @modelcontextprotocol/sdk ${sdkVersion()}; ` +
+            `node ${process.version}; daemon port ${port}; logs in ${path.relative(process.cwd(), LOGDIR) || LOGDIR}`);
+        probeFlags();
+        return null;
+    },
+    newCtx: name => new Ctx(name, port)
 });
