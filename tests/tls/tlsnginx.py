@@ -119,19 +119,9 @@ class Nginx:
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;
-{client}        location / {{
-            proxy_pass http://127.0.0.1:{up};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-            proxy_set_header Host $host;
-            proxy_connect_timeout 2s;
-            proxy_read_timeout 3600s;
-            proxy_send_timeout 3600s;
-        }}
-    }}
+{client}{location}    }}
 """.format(port=self.port, default=" default_server" if s["default"] else "", name=s["name"] or "_",
-                cert=s["cert"], key=s["key"], client=client, up=self.upstream_port))
+                cert=s["cert"], key=s["key"], client=client, location=self.location()))
         return """# written by tests/tls/tlsnginx.py; run as
 #   nginx -p {d}/ -c {d}/nginx.conf -e {d}/error.log
 {user}worker_processes {workers};
@@ -154,12 +144,9 @@ http {{
 {blocks}{plain}}}
 """.format(d=d, user=user, workers=self.worker_processes, blocks="".join(blocks), plain=self.plain_block())
 
-    def plain_block(self):
-        if not self.plain_port:
-            return ""
-        return """    server {{
-        listen 127.0.0.1:{port};
-        location / {{
+    def location(self):
+        """Every path proxied to the upstream as a WebSocket, for as long as it lasts."""
+        return """        location / {{
             proxy_pass http://127.0.0.1:{up};
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
@@ -169,8 +156,15 @@ http {{
             proxy_read_timeout 3600s;
             proxy_send_timeout 3600s;
         }}
-    }}
-""".format(port=self.plain_port, up=self.upstream_port)
+""".format(up=self.upstream_port)
+
+    def plain_block(self):
+        if not self.plain_port:
+            return ""
+        return """    server {{
+        listen 127.0.0.1:{port};
+{location}    }}
+""".format(port=self.plain_port, location=self.location())
 
     def start(self, timeout=5.0):
         out = open(os.path.join(self.dir, "nginx.stderr"), "a")
