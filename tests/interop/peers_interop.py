@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,13 +25,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import harness  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "tls"))
+import tlsnginx  # noqa: E402
 from harness import SLOW, Checks, PeerDaemon, Shim, Skip, free_port, is_sdk_id, read_text, run_scenarios, scenario_args, summary  # noqa: E402
 
 LOGDIR = os.path.join(ROOT, "build", "test-logs", "interop")
 os.makedirs(LOGDIR, exist_ok=True)
 harness.LOGDIR = LOGDIR            # Shim writes its stderr log there: <name>.shim.log
-NGINX_DIR = os.path.join(LOGDIR, "nginx")
-NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 DAEMON = os.path.join(HERE, "py_daemon.py")
 # the daemon needs the `websockets` package: Debian's python3-websockets
 DAEMON_PY = os.environ.get("PY_DAEMON_PYTHON") or ("/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable)
@@ -154,107 +153,6 @@ def received(items):
 def events(items, prefix=""):
     return [e for kind, e in items if kind == "event" and e.startswith(prefix)]
 
-
-class Nginx:
-    """nginx as a child process (daemon off), everything inside one directory,
-    proxying /mcp to the daemon's port as a WebSocket reverse proxy."""
-
-    def __init__(self, upstream_port, directory=NGINX_DIR):
-        self.dir = directory
-        self.port = free_port()
-        self.upstream_port = upstream_port
-        self.proc = None
-        if not os.access(NGINX, os.X_OK):
-            raise Skip("nginx not found at %s" % NGINX)
-        if os.path.isdir(self.dir):
-            shutil.rmtree(self.dir)
-        os.makedirs(self.dir)
-        self.conf = os.path.join(self.dir, "nginx.conf")
-        self.error_log = os.path.join(self.dir, "error.log")
-        self.access_log = os.path.join(self.dir, "access.log")
-        with open(self.conf, "w") as f:
-            f.write(self.config())
-        self.start()
-
-    def config(self):
-        d = self.dir
-        # As root the master would hand the workers to "nobody", who may not be
-        # able to enter this directory: keep them as the current user. As a
-        # normal user nginx cannot switch users, and the directive is left out.
-        user = ""
-        if os.geteuid() == 0:
-            import grp
-            import pwd
-            user = "user %s %s;\n" % (pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name)
-        return """# written by tests/interop/peers_interop.py; run as
-#   nginx -p {d} -c {d}/nginx.conf -e {d}/error.log
-{user}worker_processes 1;
-daemon off;
-master_process on;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{
-    worker_connections 256;
-}}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/client_body_temp;
-    proxy_temp_path {d}/proxy_temp;
-    fastcgi_temp_path {d}/fastcgi_temp;
-    uwsgi_temp_path {d}/uwsgi_temp;
-    scgi_temp_path {d}/scgi_temp;
-    server {{
-        listen 127.0.0.1:{port};
-        location /mcp {{
-            proxy_pass http://127.0.0.1:{up};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-            proxy_set_header Host $host;
-            proxy_connect_timeout 2s;
-            proxy_read_timeout 3600s;
-            proxy_send_timeout 3600s;
-        }}
-    }}
-}}
-""".format(d=d, user=user, port=self.port, up=self.upstream_port)
-
-    def start(self, timeout=5.0):
-        out = open(os.path.join(self.dir, "nginx.stderr"), "w")
-        self.proc = track(subprocess.Popen([NGINX, "-p", self.dir + "/", "-c", self.conf, "-e", self.error_log],
-                                           stdin=subprocess.DEVNULL, stdout=out, stderr=out))
-        out.close()
-        deadline = time.monotonic() + timeout * SLOW
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("nginx exited with %s: %s" % (self.proc.returncode, self.why()))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError("nginx did not listen within %.0f s: %s" % (timeout, self.why()))
-
-    def why(self):
-        text = "".join(read_text(os.path.join(self.dir, name)) for name in ("nginx.stderr", "error.log"))
-        lines = [ln for ln in text.splitlines() if "[emerg]" in ln or "[alert]" in ln or "[crit]" in ln]
-        return " | ".join((lines or text.splitlines() or ["(no output)"])[-3:])
-
-    def url(self, path="/mcp"):
-        return "ws://127.0.0.1:%d%s" % (self.port, path)
-
-    def access(self):
-        return read_text(self.access_log)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)        # fast shutdown: master stops its worker
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # ---------------------------------------------------------------- client helpers
@@ -610,7 +508,7 @@ def nginx_proxy_daemon_down_then_restart(t):
     # --require-initialized: like the real Python MCP SDK, requests wait for notifications/initialized too
     d = PyDaemon("nginx-py", port=dport, instance="A", args=["--require-initialized"], start=False)
     try:
-        ng = Nginx(dport)
+        ng = tlsnginx.Nginx("interop", dport, [], LOGDIR, track=track, plain=True)   # plain ws:// only
     except RuntimeError as e:
         raise Skip("nginx cannot run here: %s" % e)
     s = new_shim("nginx", ng.url("/mcp"), "--log-level", "debug")

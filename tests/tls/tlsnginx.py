@@ -176,11 +176,32 @@ http {{
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("nginx exited with %s: %s" % (self.proc.returncode, self.why()))
-            if self.presented() == self.expected():
+            if self.servers and self.presented() == self.expected():
+                return
+            if not self.servers and self.listening():
                 return
             time.sleep(0.02)
         self.stop()
-        raise RuntimeError("nginx did not serve TLS within %.0f s: %s" % (timeout, self.why()))
+        raise RuntimeError("nginx did not %s within %.0f s: %s" % ("serve TLS" if self.servers else "listen", timeout, self.why()))
+
+    def listening(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.plain_port), 0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def url(self, path="/"):
+        """The plain listener's ws:// URL."""
+        return "ws://127.0.0.1:%d%s" % (self.plain_port, path)
+
+    # Popen-like, for a watchdog that kills what it tracked
+    def poll(self):
+        return self.proc.poll() if self.proc else 0
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
 
     def expected(self, sni="localhost"):
         """DER of the certificate the server block for sni should present."""
