@@ -1360,6 +1360,8 @@ def log_file_rotates_and_json_lines(t):
             d.cmd("drop")
             t.check(wait_log(s, "lost"), "%s: a drop logged" % fmt)
             t.check(connected(s), "%s: reconnected" % fmt)
+            last = s.request("echo", {"last": True})
+            t.check(s.wait_for(last, 10) is not None, "%s: answered after the reconnect" % fmt)
             time.sleep(0.3)
             t.check(os.path.exists(path + ".1"), "%s: FILE.1 made" % fmt)
             t.check(not os.path.exists(path + ".2"), "%s: one old file only, never FILE.2" % fmt)
@@ -1367,7 +1369,10 @@ def log_file_rotates_and_json_lines(t):
             t.check(0 < len(cur.encode()) <= 4096 and 0 < len(old.encode()) <= 4096,
                     "%s: both files within 4 KiB (%d, %d bytes)" % (fmt, len(cur.encode()), len(old.encode())))
             t.check("an older line from before" not in cur + old, "%s: the oldest lines went with the rotations" % fmt)
-            t.check(re.search(r"reconnected|connected", cur) is not None, "%s: the newest lines are in FILE: %r" % (fmt, cur[-200:]))
+            # FILE.1 then FILE, in order: the newest line (the last answer's) ends them
+            newest = (old + cur).rstrip("\n").rsplit("\n", 1)[-1]
+            t.check(re.search(r"result to %s \(echo\)" % json.dumps(last), newest) is not None,
+                    "%s: the newest line ends FILE.1 + FILE: %r" % (fmt, newest[-200:]))
             lines = [ln for ln in (old + cur).splitlines() if ln]
             if fmt == "json":
                 bad = []
